@@ -1,0 +1,7 @@
+"""`python -m harness` is the `iam-harness` command."""
+
+import sys
+
+from harness.cli import main
+
+sys.exit(main())

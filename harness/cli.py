@@ -1,0 +1,113 @@
+"""The `iam-harness` command: a thin front end that runs the scenarios with pytest and sets the exit code.
+
+Exit codes: 0 every check YES; 1 any check NO; 2 usage or config error; 3 target unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_config
+from harness.errors import ConfigError, HarnessError
+from harness.targets import default_config_path, parse_faults
+
+__all__ = ["main"]
+
+EXIT_YES, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"iam-harness: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="iam-harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="run the conformance scenarios and write the YES/NO report")
+    run.add_argument("--target", default="embedded", help="'embedded' (default: start the reference app) or a base URL")
+    run.add_argument("--config", type=Path, default=None, help="the target's config file (TOML)")
+    run.add_argument("--faults", default="", help="comma-separated fault switches for the embedded target")
+    run.add_argument(
+        "--seed", type=int, default=None, help="seed for every random choice (default: a new one, printed)"
+    )
+    run.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default: reports)")
+    run.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression")
+    run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except HarnessError as exc:
+        print(f"iam-harness: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("iam-harness: interrupted", file=sys.stderr)
+        return 130
+
+
+def _scenarios_dir() -> Path:
+    spec = importlib.util.find_spec("scenarios")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the scenarios package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _run(args: argparse.Namespace) -> int:
+    config_path: Path = args.config or default_config_path()
+    load_config(config_path)  # fail early, with the field named, before anything starts
+    faults = parse_faults(args.faults)
+    if faults and args.target != "embedded":
+        raise ConfigError("--faults only applies to the embedded target")
+    if args.target != "embedded" and not args.target.startswith(("http://", "https://")):
+        raise ConfigError(f"--target must be 'embedded' or an http(s) URL, got {args.target!r}")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    report_dir: Path = args.report_dir.resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stale = report_dir / "report.json"
+    stale.unlink(missing_ok=True)
+    print(f"iam-harness: seed {seed}, target {args.target}, faults {','.join(faults) or 'none'}", flush=True)
+    pytest_args = [
+        str(_scenarios_dir()),
+        "-p", "harness.plugin",
+        "-p", "fixtures",
+        "-p", "no:cacheprovider",
+        f"--rootdir={_scenarios_dir().parent}",
+        f"--target={args.target}",
+        f"--target-config={config_path}",
+        f"--faults={','.join(faults)}",
+        f"--seed={seed}",
+        f"--report-dir={report_dir}",
+        f"--junitxml={report_dir / 'junit.xml'}",
+        "-o", "junit_family=xunit2",
+        "-v" if args.verbose else "-q",
+        "--no-header",
+        "-W", "ignore::DeprecationWarning",
+    ]  # fmt: skip
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    started = time.monotonic()
+    code = pytest.main(pytest_args)
+    if not stale.exists():
+        if code == pytest.ExitCode.INTERRUPTED:
+            raise KeyboardInterrupt
+        raise HarnessError(f"the run wrote no report (pytest exit {int(code)})")
+    document = json.loads(stale.read_text(encoding="utf-8"))
+    print(f"iam-harness: {document['answer']} in {time.monotonic() - started:.1f} s; report in {report_dir}")
+    if document.get("error"):
+        print(f"iam-harness: {document['error']}", file=sys.stderr)
+        return EXIT_USAGE if document.get("error_kind") == "config" else EXIT_UNREACHABLE
+    return EXIT_YES if document["answer"] == "YES" else EXIT_NO

@@ -1,0 +1,269 @@
+"""The target config file (TOML): what the harness may know of a target beyond its schema and pages.
+
+Every field is validated when the file is read; an error names the file, the table and the field.
+Placeholders in templates: `{sub}` (a Clerk user id), `{marker}` (a canary marker), `{id}` (a record id);
+in `[embedded]`: `{python}`, `{host}`, `{port}`, `{database_url}`, `{jwt_key}`, `{issuer}`,
+`{authorized_party}`, `{faults}`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+__all__ = [
+    "CanaryConfig",
+    "EmbeddedConfig",
+    "IdentityConfig",
+    "MembersConfig",
+    "OperationRef",
+    "PagesConfig",
+    "RolesConfig",
+    "TargetConfig",
+    "load_config",
+]
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class OperationRef:
+    """An operation named as `METHOD /path`."""
+
+    method: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class PagesConfig:
+    """The server-rendered pages a browser scenario opens, and the landmark that proves each rendered."""
+
+    dashboard: str
+    sign_in: str
+    dashboard_landmark: str
+    denied_landmark: str
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Where the target tells a caller who they are: the operation and the fields of its answer."""
+
+    me: str
+    user_id: str
+    org_id: str
+    org_name: str
+    roles: str
+    personal_org_name: str
+    admin_role: str
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    """Where the target lists its roles, and which roles a fresh deploy must have."""
+
+    list: str
+    name: str
+    permissions: str
+    seeded: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MembersConfig:
+    """How an organisation's admin adds a member (with no role) through the target's own API."""
+
+    add: OperationRef
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """How a canary record of one resource type is created and read back by its owner."""
+
+    create: OperationRef
+    body: dict[str, Any]
+    id: str
+    read: OperationRef
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    """How to start the target locally: command line and environment, both templated."""
+
+    command: tuple[str, ...]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Everything the harness knows of one target."""
+
+    source: str
+    schema: str
+    health: str
+    issuer: str
+    pages: PagesConfig
+    identity: IdentityConfig
+    roles: RolesConfig
+    members: MembersConfig
+    canaries: tuple[CanaryConfig, ...]
+    embedded: EmbeddedConfig | None
+
+
+def load_config(path: Path) -> TargetConfig:
+    """Read and validate a target config file; raise ConfigError naming what is wrong."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return _Reader(str(path)).target(raw)
+
+
+class _Reader:
+    """Walks the parsed TOML, so that each error can say exactly where it is."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"config {self.source}: {where} {message}")
+
+    def table(self, raw: dict[str, Any], where: str, fields: set[str], optional: frozenset[str] = frozenset()) -> None:
+        unknown = sorted(set(raw) - fields - optional)
+        if unknown:
+            raise self.fail(where, f"has unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(fields))}")
+        missing = sorted(fields - set(raw))
+        if missing:
+            raise self.fail(where, f"is missing required field(s) {', '.join(missing)}")
+
+    def sub(self, raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = raw.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(f"[{where}]", "must be a table")
+        return value
+
+    def text(self, raw: dict[str, Any], key: str, where: str) -> str:
+        value = raw[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where}.{key}", f"must be a non-empty string, got {value!r}")
+        return value
+
+    def path(self, raw: dict[str, Any], key: str, where: str) -> str:
+        value = self.text(raw, key, where)
+        if not value.startswith("/"):
+            raise self.fail(f"{where}.{key}", f"must be a path starting with '/', got {value!r}")
+        return value
+
+    def texts(self, raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+        value = raw[key]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(f"{where}.{key}", f"must be a non-empty list of strings, got {value!r}")
+        return tuple(value)
+
+    def operation(self, raw: dict[str, Any], key: str, where: str) -> OperationRef:
+        value = self.text(raw, key, where)
+        method, _, op_path = value.partition(" ")
+        if method.upper() not in _METHODS or not op_path.startswith("/"):
+            raise self.fail(
+                f"{where}.{key}", f"must read 'METHOD /path' (METHOD one of {sorted(_METHODS)}), got {value!r}"
+            )
+        return OperationRef(method.upper(), op_path.strip())
+
+    def body(self, raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = raw[key]
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.{key}", "must be an inline table (the JSON body template)")
+        return value
+
+    def target(self, raw: dict[str, Any]) -> TargetConfig:
+        self.table(
+            raw, "the file", {"target", "pages", "identity", "roles", "members", "canaries"}, frozenset({"embedded"})
+        )
+        t = self.sub(raw, "target", "target")
+        self.table(t, "[target]", {"schema", "health", "issuer"})
+        issuer = self.text(t, "issuer", "target")
+        if not issuer.startswith("https://"):
+            raise self.fail("target.issuer", f"must be an https:// URL as Clerk's are, got {issuer!r}")
+        return TargetConfig(
+            source=self.source,
+            schema=self.path(t, "schema", "target"),
+            health=self.path(t, "health", "target"),
+            issuer=issuer,
+            pages=self.pages(self.sub(raw, "pages", "pages")),
+            identity=self.identity(self.sub(raw, "identity", "identity")),
+            roles=self.roles(self.sub(raw, "roles", "roles")),
+            members=self.members(self.sub(raw, "members", "members")),
+            canaries=self.canaries(raw["canaries"]),
+            embedded=self.embedded(raw["embedded"]) if "embedded" in raw else None,
+        )
+
+    def pages(self, raw: dict[str, Any]) -> PagesConfig:
+        self.table(raw, "[pages]", {"dashboard", "sign_in", "dashboard_landmark", "denied_landmark"})
+        return PagesConfig(
+            dashboard=self.path(raw, "dashboard", "pages"),
+            sign_in=self.path(raw, "sign_in", "pages"),
+            dashboard_landmark=self.text(raw, "dashboard_landmark", "pages"),
+            denied_landmark=self.text(raw, "denied_landmark", "pages"),
+        )
+
+    def identity(self, raw: dict[str, Any]) -> IdentityConfig:
+        fields = {"me", "user_id", "org_id", "org_name", "roles", "personal_org_name", "admin_role"}
+        self.table(raw, "[identity]", fields)
+        return IdentityConfig(
+            me=self.path(raw, "me", "identity"),
+            **{f: self.text(raw, f, "identity") for f in sorted(fields - {"me"})},
+        )
+
+    def roles(self, raw: dict[str, Any]) -> RolesConfig:
+        self.table(raw, "[roles]", {"list", "name", "permissions", "seeded"})
+        return RolesConfig(
+            list=self.path(raw, "list", "roles"),
+            name=self.text(raw, "name", "roles"),
+            permissions=self.text(raw, "permissions", "roles"),
+            seeded=self.texts(raw, "seeded", "roles"),
+        )
+
+    def members(self, raw: dict[str, Any]) -> MembersConfig:
+        self.table(raw, "[members]", {"add", "body"})
+        return MembersConfig(add=self.operation(raw, "add", "members"), body=self.body(raw, "body", "members"))
+
+    def canaries(self, raw: Any) -> tuple[CanaryConfig, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("[[canaries]]", "must list at least one resource type")
+        out = []
+        for n, entry in enumerate(raw):
+            where = f"canaries[{n}]"
+            if not isinstance(entry, dict):
+                raise self.fail(where, "must be a table")
+            self.table(entry, where, {"create", "body", "id", "read"})
+            read = self.operation(entry, "read", where)
+            if "{id}" not in read.path:
+                raise self.fail(f"{where}.read", f"must contain '{{id}}', got {read}")
+            out.append(
+                CanaryConfig(
+                    create=self.operation(entry, "create", where),
+                    body=self.body(entry, "body", where),
+                    id=self.text(entry, "id", where),
+                    read=read,
+                )
+            )
+        return tuple(out)
+
+    def embedded(self, raw: Any) -> EmbeddedConfig:
+        if not isinstance(raw, dict):
+            raise self.fail("[embedded]", "must be a table")
+        self.table(raw, "[embedded]", {"command", "env"})
+        env = raw["env"]
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise self.fail("embedded.env", "must be a table of strings")
+        return EmbeddedConfig(command=self.texts(raw, "command", "embedded"), env=dict(env))

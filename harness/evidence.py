@@ -1,0 +1,28 @@
+"""Evidence a scenario records for the checks it decides."""
+
+from __future__ import annotations
+
+from harness.target import Target
+
+__all__ = ["Evidence"]
+
+MAX_SERVER_LINES = 5
+
+
+class Evidence:
+    """Lines of evidence, plus the server-side errors logged while the scenario ran."""
+
+    def __init__(self, target: Target | None = None) -> None:
+        self.lines: list[str] = []
+        self._target = target
+        self._mark = target.log_offset() if target is not None else 0
+
+    def add(self, line: str) -> None:
+        """Record one line of evidence."""
+        self.lines.append(line)
+
+    def server_errors(self) -> list[str]:
+        """Errors the target logged since the scenario started (the embedded target's log only)."""
+        if self._target is None:
+            return []
+        return [f"server log: {line}" for line in self._target.server_errors(self._mark)[:MAX_SERVER_LINES]]

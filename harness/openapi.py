@@ -1,0 +1,131 @@
+"""The target's OpenAPI schema read as a list of operations, each knowing who may call it.
+
+An operation is public when it declares `security: []` (or the schema declares no security at all and
+the operation none either); it is about the caller alone when it carries `x-iam-self: true`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Operation", "example_body", "fill_path", "operations"]
+
+_METHODS = ("get", "put", "post", "delete", "patch")
+_PARAM = re.compile(r"{([^}/]+)}")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path, as the schema declares it."""
+
+    method: str
+    path: str
+    public: bool
+    self_only: bool
+    body_schema: dict[str, Any] | None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The names of the path's parameters, in order."""
+        return tuple(_PARAM.findall(self.path))
+
+    @property
+    def mutating(self) -> bool:
+        """Whether the method changes state."""
+        return self.method != "GET"
+
+
+def operations(schema: dict[str, Any]) -> list[Operation]:
+    """Every operation of the schema, in path order."""
+    default_security = schema.get("security")
+    out = []
+    for path, item in sorted(schema.get("paths", {}).items()):
+        for method in _METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
+                continue
+            security = op.get("security", default_security)
+            body = _json_body_schema(schema, op)
+            out.append(
+                Operation(
+                    method=method.upper(),
+                    path=path,
+                    public=security is None or security == [] or {} in security,
+                    self_only=bool(op.get("x-iam-self", False)),
+                    body_schema=body,
+                )
+            )
+    return out
+
+
+def fill_path(path: str, value: str) -> str:
+    """The path with every parameter replaced by `value`."""
+    return _PARAM.sub(value, path)
+
+
+def example_body(schema: dict[str, Any], operation: Operation, text: str = "example") -> Any:
+    """A minimal valid JSON body for the operation (required fields only), or None if it takes none."""
+    if operation.body_schema is None:
+        return None
+    return _example(schema, operation.body_schema, text, depth=0)
+
+
+def _json_body_schema(schema: dict[str, Any], op: dict[str, Any]) -> dict[str, Any] | None:
+    body = _resolve(schema, op.get("requestBody", {}))
+    media = body.get("content", {}).get("application/json")
+    if not isinstance(media, dict) or "schema" not in media:
+        return None
+    found: dict[str, Any] = media["schema"]
+    return found
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    seen = 0
+    while "$ref" in node and seen < 20:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return {}
+        target: Any = schema
+        for step in ref[2:].split("/"):
+            target = target.get(step, {}) if isinstance(target, dict) else {}
+        node = target if isinstance(target, dict) else {}
+        seen += 1
+    return node
+
+
+def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int) -> Any:
+    node = _resolve(schema, node)
+    if depth > 8:
+        return None
+    for key in ("anyOf", "oneOf", "allOf"):
+        if node.get(key):
+            options = [_resolve(schema, o) for o in node[key]]
+            usable = [o for o in options if o.get("type") != "null"] or options
+            return _example(schema, usable[0], text, depth + 1)
+    if "const" in node:
+        return node["const"]
+    if node.get("enum"):
+        return node["enum"][0]
+    kind = node.get("type")
+    if kind == "object" or "properties" in node:
+        props = node.get("properties", {})
+        return {name: _example(schema, props.get(name, {}), text, depth + 1) for name in node.get("required", [])}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return max(int(node.get("minimum", 1)), 1)
+    if kind == "number":
+        return float(node.get("minimum", 1))
+    if kind == "boolean":
+        return False
+    fmt = node.get("format")
+    if fmt == "email":
+        return f"{text}@example.org"
+    if fmt == "uuid":
+        return "00000000-0000-4000-8000-000000000000"
+    return text

@@ -1,0 +1,66 @@
+"""Human-readable renderings of a report: Markdown for the owner and CI summaries, a terminal table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.report import Answer, Report
+
+__all__ = ["markdown", "print_table", "write_markdown"]
+
+MAX_DETAIL_LINES = 40
+
+
+def _line(evidence: tuple[str, ...]) -> str:
+    return evidence[0].replace("|", "\\|").replace("\n", " ") if evidence else ""
+
+
+def markdown(report: Report) -> str:
+    """The one-page report: the answers first, one line of evidence each, then the details."""
+    out = [
+        f"# iam-harness: {report.answer.value}",
+        "",
+        f"Target: {report.target}  ",
+        f"Seed: {report.seed}",
+        "",
+    ]
+    if report.error:
+        out += [f"**Run error:** {report.error}", ""]
+    out += ["| check | question | answer | evidence |", "|---|---|---|---|"]
+    for c in report.checks:
+        answer = f"**{c.answer.value}**" if c.answer is Answer.NO else c.answer.value
+        out.append(f"| {c.id} | {c.question} | {answer} | {_line(c.evidence)} |")
+    out.append("")
+    for c in report.checks:
+        out += [f"## {c.id} {c.answer.value}: {c.question}", ""]
+        out += [f"- `{e}`" if e.startswith(("curl ", "repro: ")) else f"- {e}" for e in c.evidence[:MAX_DETAIL_LINES]]
+        if len(c.evidence) > MAX_DETAIL_LINES:
+            out.append(f"- ... {len(c.evidence) - MAX_DETAIL_LINES} more lines in report.json")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_markdown(report: Report, path: Path) -> None:
+    """Write report.md."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(report), encoding="utf-8")
+
+
+def print_table(report: Report, console: Console | None = None) -> None:
+    """The answers as a terminal table."""
+    console = console or Console()
+    table = Table(title=f"iam-harness: {report.answer.value}  (seed {report.seed})", title_justify="left")
+    table.add_column("check")
+    table.add_column("question")
+    table.add_column("answer")
+    table.add_column("evidence", overflow="fold", max_width=70)
+    for c in report.checks:
+        style = "green" if c.answer is Answer.YES else "bold red"
+        table.add_row(c.id, c.question, f"[{style}]{c.answer.value}[/]", _line(c.evidence)[:300])
+    console.print(table)
+    console.print(f"target: {report.target}")
+    if report.error:
+        console.print(f"[bold red]run error:[/] {report.error}")

@@ -1,0 +1,202 @@
+"""Targets: the app under test, reached over HTTP on loopback or at a URL.
+
+`EmbeddedTarget` starts a target locally from its config's `[embedded]` command (the reference app by
+default) on a free loopback port, with a fresh PostgreSQL database, trusting the harness's key; it
+keeps the server's log so that a NO can quote the server-side error. `RemoteTarget` is a deployed app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from harness.config import TargetConfig
+from harness.errors import ConfigError, TargetUnreachable
+from harness.issuer import Issuer
+from harness.postgres import fresh_database, server_url
+
+__all__ = ["EmbeddedTarget", "RemoteTarget", "Target", "origin_of"]
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+CONFIG_EXIT = 2  # a target that exits 2 at start-up refused its settings (a usage error, not an outage)
+_ERROR_WORDS = ("ERROR", "CRITICAL", "Traceback", "sqlstate")
+
+
+class Target(Protocol):
+    """What scenarios may know of the app under test."""
+
+    base_url: str
+    config: TargetConfig
+
+    @property
+    def description(self) -> str:
+        """One line naming the target, for the report."""
+        ...
+
+    def log_offset(self) -> int:
+        """A mark in the server's log (0 when the harness cannot read it)."""
+        ...
+
+    def server_errors(self, since: int) -> list[str]:
+        """Error lines the server logged after `since`; empty when the log is not readable."""
+        ...
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL: the `azp` a browser on that page presents."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _wait_healthy(base_url: str, health: str, deadline: float, alive: subprocess.Popen[bytes] | None) -> None:
+    last = "no answer"
+    with httpx.Client(base_url=base_url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if alive is not None and alive.poll() is not None:
+                raise TargetUnreachable(f"the target exited with code {alive.returncode} before answering {health}")
+            try:
+                response = client.get(health)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+            time.sleep(0.1)
+    raise TargetUnreachable(f"{base_url}{health} did not answer 200 in time (last: {last})")
+
+
+class RemoteTarget:
+    """A deployed target at a URL; its server log is not the harness's to read."""
+
+    def __init__(self, base_url: str, config: TargetConfig) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.config = config
+
+    @property
+    def description(self) -> str:
+        return f"{self.base_url} (config {self.config.source})"
+
+    @contextlib.contextmanager
+    def running(self, issuer: Issuer) -> Iterator[RemoteTarget]:
+        """Check the target answers its health operation, then hand it over."""
+        del issuer  # a deployed target is configured to trust the issuer out of band
+        _wait_healthy(self.base_url, self.config.health, time.monotonic() + 10.0, None)
+        yield self
+
+    def log_offset(self) -> int:
+        return 0
+
+    def server_errors(self, since: int) -> list[str]:
+        return []
+
+
+class EmbeddedTarget:
+    """A target the harness starts itself, per its config's `[embedded]` section."""
+
+    def __init__(self, config: TargetConfig, *, faults: tuple[str, ...], log_path: Path) -> None:
+        if config.embedded is None:
+            raise ConfigError(f"config {config.source}: [embedded] is required to start the target locally")
+        self.config = config
+        self.faults = faults
+        self.log_path = log_path
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def description(self) -> str:
+        faults = ",".join(self.faults) if self.faults else "none"
+        return f"embedded {self.base_url} (config {self.config.source}; faults: {faults})"
+
+    @contextlib.contextmanager
+    def running(self, issuer: Issuer) -> Iterator[EmbeddedTarget]:
+        """Start PostgreSQL and the app; stop both when done, on error and on Ctrl-C alike."""
+        assert self.config.embedded is not None
+        with server_url(os.environ.get("DATABASE_URL")) as server, fresh_database(server) as database_url:
+            values = {
+                "python": sys.executable,
+                "host": "127.0.0.1",
+                "port": str(self.port),
+                "database_url": database_url,
+                "jwt_key": issuer.public_pem,
+                "issuer": issuer.issuer_url,
+                "authorized_party": issuer.authorized_party,
+                "faults": ",".join(self.faults),
+            }
+            command = [_fill(part, values) for part in self.config.embedded.command]
+            env = {**os.environ, **{k: _fill(v, values) for k, v in self.config.embedded.env.items()}}
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("wb") as log:
+                try:
+                    # the command comes from the target config the user chose, as a shell-free argument list
+                    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+                except OSError as exc:
+                    raise TargetUnreachable(f"cannot start {command[0]}: {exc}") from exc
+                try:
+                    try:
+                        _wait_healthy(self.base_url, self.config.health, time.monotonic() + STARTUP_TIMEOUT, process)
+                    except TargetUnreachable as exc:
+                        tail = " | ".join(self._tail(5))
+                        if process.poll() == CONFIG_EXIT:
+                            raise ConfigError(f"the target refused its configuration: {tail}") from None
+                        raise TargetUnreachable(f"{exc}; server log: {tail}") from None
+                    yield self
+                finally:
+                    _stop(process)
+
+    def log_offset(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def server_errors(self, since: int) -> list[str]:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(since)
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line.strip() for line in text.splitlines() if any(word in line for word in _ERROR_WORDS)]
+
+    def _tail(self, n: int) -> list[str]:
+        try:
+            lines = self.log_path.read_text("utf-8", "replace").splitlines()
+        except OSError:
+            return []
+        return [line.strip() for line in lines[-n:]]
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"embedded template {template!r} uses an unknown placeholder: {exc}") from None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,1 @@
+"""The project's own tests: unit tests of harness and app, and the fault matrix."""

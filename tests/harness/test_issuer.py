@@ -1,0 +1,74 @@
+"""The token minter: Clerk v2 session tokens, verifiable with the issuer's key and nothing else."""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from harness.issuer import ActiveOrg, Issuer, clerk_id
+
+ISS = "https://iam-harness.clerk.accounts.dev"
+AZP = "http://127.0.0.1:8000"
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Issuer:
+    return Issuer(issuer_url=ISS, authorized_party=AZP, rng=random.Random(7))
+
+
+def test_header_is_clerks(issuer: Issuer) -> None:
+    token = issuer.mint("user_2abc")
+    header = jwt.get_unverified_header(token.jwt)
+    assert header == {"alg": "RS256", "kid": issuer.kid, "typ": "JWT"}
+    assert re.fullmatch(r"ins_[A-Za-z0-9]{27}", issuer.kid)
+
+
+def test_v2_claims_with_active_org(issuer: Issuer) -> None:
+    org = ActiveOrg(id="org_2xyz", slug="acme", role="admin", permissions=("org:sys_memberships:read",))
+    token = issuer.mint("user_2abc", org=org, now=1_700_000_000)
+    claims = jwt.decode(token.jwt, issuer.public_pem, algorithms=["RS256"], issuer=ISS, options={"verify_exp": False})
+    assert claims["v"] == 2 and claims["sts"] == "active" and claims["sub"] == "user_2abc"
+    assert claims["azp"] == AZP and claims["iss"] == ISS
+    assert (
+        claims["iat"] == 1_700_000_000 and claims["exp"] == claims["iat"] + 60 and claims["nbf"] == claims["iat"] - 10
+    )
+    assert claims["fva"] == [0, -1] and claims["sid"].startswith("sess_")
+    assert claims["o"] == {"id": "org_2xyz", "slg": "acme", "rol": "admin", "per": "org:sys_memberships:read"}
+    assert "org_id" not in claims  # v1 claims are not mixed into a v2 token
+
+
+def test_no_org_claim_without_active_org(issuer: Issuer) -> None:
+    assert "o" not in issuer.mint("user_2abc").claims
+
+
+def test_other_key_does_not_verify(issuer: Issuer) -> None:
+    other = Issuer(issuer_url=ISS, authorized_party=AZP, rng=random.Random(8))
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(issuer.mint("user_2abc").jwt, other.public_pem, algorithms=["RS256"])
+
+
+def test_jwks_matches_signing_key(issuer: Issuer) -> None:
+    (key,) = issuer.jwks["keys"]
+    assert key["kid"] == issuer.kid and key["alg"] == "RS256" and key["kty"] == "RSA"
+    public = jwt.PyJWK(key).key
+    assert isinstance(public, rsa.RSAPublicKey) and public.key_size == 2048
+    assert base64.urlsafe_b64decode(key["e"] + "==") == (65537).to_bytes(3, "big")
+    assert jwt.decode(issuer.mint("user_2abc").jwt, public, algorithms=["RS256"])["sub"] == "user_2abc"
+
+
+def test_delivery_as_header_and_cookies(issuer: Issuer) -> None:
+    token = issuer.mint("user_2abc")
+    assert token.headers == {"Authorization": f"Bearer {token.jwt}"}
+    assert token.cookies["__session"] == token.jwt
+    assert int(token.cookies["__client_uat"]) <= token.claims["iat"]
+
+
+def test_clerk_ids_are_shaped_and_seeded() -> None:
+    a, b = clerk_id("user", random.Random(1)), clerk_id("user", random.Random(1))
+    assert a == b and re.fullmatch(r"user_2[A-Za-z0-9]{26}", a)
+    assert clerk_id("user", random.Random(2)) != a

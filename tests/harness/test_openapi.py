@@ -1,0 +1,82 @@
+"""Reading operations from an OpenAPI schema, and minimal valid bodies for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.http import leaks_in, lookup
+from harness.openapi import example_body, fill_path, operations
+
+SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "paths": {
+        "/health": {"get": {"security": []}},
+        "/api/me": {"get": {"security": [{"S": []}], "x-iam-self": True}},
+        "/api/things/{thing_id}": {
+            "get": {"security": [{"S": []}]},
+            "patch": {
+                "security": [{"S": []}],
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/T"}}}},
+            },
+        },
+    },
+    "components": {
+        "schemas": {
+            "T": {
+                "type": "object",
+                "required": ["name", "email", "kind", "tags", "size"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "email": {"type": "string", "format": "email"},
+                    "kind": {"enum": ["a", "b"]},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "size": {"anyOf": [{"type": "integer", "minimum": 3}, {"type": "null"}]},
+                    "optional": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+
+
+def test_operations_know_public_and_self() -> None:
+    ops = {str(op): op for op in operations(SCHEMA)}
+    assert set(ops) == {"GET /health", "GET /api/me", "GET /api/things/{thing_id}", "PATCH /api/things/{thing_id}"}
+    assert ops["GET /health"].public and not ops["GET /api/me"].public
+    assert ops["GET /api/me"].self_only and not ops["GET /api/things/{thing_id}"].self_only
+    assert ops["PATCH /api/things/{thing_id}"].path_params == ("thing_id",)
+    assert ops["PATCH /api/things/{thing_id}"].mutating and not ops["GET /health"].mutating
+
+
+def test_schema_wide_security_applies_unless_overridden() -> None:
+    schema = {"security": [{"S": []}], "paths": {"/a": {"get": {}}, "/b": {"get": {"security": []}}}}
+    assert [op.public for op in operations(schema)] == [False, True]
+
+
+def test_example_body_has_required_fields_only() -> None:
+    patch = next(op for op in operations(SCHEMA) if op.method == "PATCH")
+    assert example_body(SCHEMA, patch, text="x") == {
+        "name": "x",
+        "email": "x@example.org",
+        "kind": "a",
+        "tags": [],
+        "size": 3,
+    }
+    assert example_body(SCHEMA, next(op for op in operations(SCHEMA) if op.method == "GET")) is None
+
+
+def test_fill_path() -> None:
+    assert fill_path("/api/a/{a_id}/b/{b_id}", "X") == "/api/a/X/b/X"
+
+
+def test_leak_patterns() -> None:
+    assert leaks_in('psycopg.errors.InvalidTextRepresentation: invalid input syntax for type uuid: "user_2x"')
+    assert leaks_in('Traceback (most recent call last):\n  File "/srv/app.py", line 3')
+    assert leaks_in("SELECT id FROM governance_user_roles WHERE user_id = $1")
+    assert not leaks_in('{"error": "internal_error", "request_id": "abc"}')
+    assert not leaks_in("Please select a workspace from the list")
+
+
+def test_lookup() -> None:
+    assert lookup({"a": {"b": [1]}}, "a.b") == [1]
+    assert lookup({"a": 1}, "a.b") is None

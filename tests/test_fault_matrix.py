@@ -1,0 +1,145 @@
+"""The fault matrix: the harness, run as users run it, against the reference app with each fault switch on.
+
+Every row names the checks that must turn NO, and the checks that must stay YES (those the fault cannot
+plausibly reach). A check in neither set may follow the fault (for instance, with roles unreadable the
+owner cannot build the world, so checks that need the world go NO too); the row says why.
+The healthy app answers all YES.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.checks import CATALOGUE
+
+ALL = frozenset(c.id for c in CATALOGUE)
+RUN_TIMEOUT = 240
+SEED = 20261126
+
+
+@dataclass(frozen=True)
+class Row:
+    faults: str
+    must_be_no: frozenset[str]
+    stays_yes: frozenset[str]
+    why: str
+
+
+ROWS = [
+    Row("redirect_to_sign_in_on_denied", frozenset({"O2"}), ALL - {"O2"}, "only the denied page changes"),
+    Row(
+        "user_role_query_uses_clerk_id",
+        frozenset({"O1", "M2", "M1"}),
+        frozenset({"O2"}),
+        "roles are unreadable: every role-dependent answer fails, the denied page still shows",
+    ),
+    Row("skip_role_seed", frozenset({"O3", "M2"}), frozenset({"O1"}), "no roles: nobody may do anything"),
+    Row(
+        "user_role_query_uses_clerk_id,redirect_to_sign_in_on_denied",
+        frozenset({"M1", "O1", "M2", "O2"}),
+        frozenset(),
+        "the incident's chain: roles unreadable -> denied -> sign-in -> dashboard",
+    ),
+    Row(
+        "first_user_not_admin",
+        frozenset({"M2"}),
+        frozenset({"M1", "O1", "O3", "M4"}),
+        "no admin in any organisation, so nobody can add the member the M3 and O2 scenarios need",
+    ),
+    Row("default_allow", frozenset({"M3", "O4"}), frozenset({"M1", "M2", "O1", "O3", "M4"}), "the policy allows"),
+    Row("no_org_scope", frozenset({"M4"}), ALL - {"M4"}, "only the repository's scoping changes"),
+]
+
+
+def _run(tmp_path: Path, postgres_server: str, *args: str) -> tuple[int, dict[str, Any] | None, str]:
+    env = {**os.environ, "DATABASE_URL": postgres_server}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--seed", str(SEED), "--report-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env=env,
+        check=False,
+    )
+    path = tmp_path / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else None
+    return done.returncode, report, done.stdout + done.stderr
+
+
+def _answers(report: dict[str, Any]) -> dict[str, str]:
+    return {c["id"]: c["answer"] for c in report["checks"]}
+
+
+def _evidence(report: dict[str, Any], check_id: str) -> list[str]:
+    return next(c["evidence"] for c in report["checks"] if c["id"] == check_id)
+
+
+def test_healthy_app_answers_all_yes(tmp_path: Path, postgres_server: str) -> None:
+    code, report, output = _run(tmp_path, postgres_server)
+    assert report is not None, output
+    assert _answers(report) == dict.fromkeys(ALL, "YES"), json.dumps(report, indent=1)[:4000]
+    assert code == 0 and report["answer"] == "YES" and report["seed"] == SEED
+    assert all(_evidence(report, c) for c in ALL)
+    assert (tmp_path / "report.md").read_text().startswith("# iam-harness: YES")
+    assert (tmp_path / "junit.xml").exists()
+    assert f"seed {SEED}" in output
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.faults for r in ROWS])
+def test_fault_turns_its_checks_no(tmp_path: Path, postgres_server: str, row: Row) -> None:
+    code, report, output = _run(tmp_path, postgres_server, "--faults", row.faults)
+    assert report is not None, output
+    answers = _answers(report)
+    assert code == 1 and report["answer"] == "NO", output[-3000:]
+    assert {c for c in row.must_be_no if answers[c] != "NO"} == set(), json.dumps(report, indent=1)[:4000]
+    assert {c for c in row.stays_yes if answers[c] != "YES"} == set(), json.dumps(report, indent=1)[:4000]
+    for check_id in row.must_be_no:
+        assert any("repro: pytest " in line for line in _evidence(report, check_id)), f"{check_id} has no repro line"
+
+
+def test_role_query_fault_is_quoted_from_the_server_log_only(tmp_path: Path, postgres_server: str) -> None:
+    _, report, output = _run(
+        tmp_path, postgres_server, "--faults", "user_role_query_uses_clerk_id", "-k", "first_login"
+    )
+    assert report is not None, output
+    o1 = _evidence(report, "O1")
+    assert any(line.startswith("server log:") and "22P02" in line for line in o1), o1
+    responses = [line for line in o1 if not line.startswith("server log:")]
+    assert any(" -> 500" in line for line in responses), o1
+    assert not any("22P02" in line or "psycopg" in line.lower() for line in responses), o1
+
+
+def test_incident_chain_names_the_loop(tmp_path: Path, postgres_server: str) -> None:
+    faults = "user_role_query_uses_clerk_id,redirect_to_sign_in_on_denied"
+    _, report, output = _run(tmp_path, postgres_server, "--faults", faults, "-k", "owner_opens_dashboard")
+    assert report is not None, output
+    m1 = _evidence(report, "M1")
+    assert any("redirect loop: /dashboard -> /sign-in -> /dashboard, period" in line for line in m1), m1
+    assert any(line.startswith("browser trace: ") for line in m1), m1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "named"),
+    [
+        (("--faults", "Not-A-Fault"), 2, "--faults"),
+        (("--config", "no-such-file.toml"), 2, "no-such-file.toml"),
+        (("--faults", "no_such_fault"), 2, "no_such_fault"),
+        (("--seed", "abc"), 2, "--seed"),
+        (("--target", "http://127.0.0.1:9"), 3, "127.0.0.1:9"),
+    ],
+)
+def test_usage_errors_and_unreachable_targets(
+    tmp_path: Path, postgres_server: str, args: tuple[str, ...], code: int, named: str
+) -> None:
+    got, _, output = _run(tmp_path, postgres_server, *args)
+    assert got == code, output[-2000:]
+    assert named in output
+    assert "Traceback" not in output
