@@ -1,3 +1,3 @@
 """Loads the harness pytest plugin and the world-building fixtures; nothing else."""
 
-pytest_plugins = ["harness.plugin", "fixtures"]
+pytest_plugins = ["harness.plugin", "fixtures.plugin"]

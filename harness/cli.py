@@ -83,11 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     pytest_args = [
         str(_scenarios_dir()),
         "-p", "harness.plugin",
-        "-p", "fixtures",
+        "-p", "fixtures.plugin",
         "-p", "no:cacheprovider",
         f"--rootdir={_scenarios_dir().parent}",
         f"--target={args.target}",
-        f"--target-config={config_path}",
         f"--faults={','.join(faults)}",
         f"--seed={seed}",
         f"--report-dir={report_dir}",
@@ -97,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         "--no-header",
         "-W", "ignore::DeprecationWarning",
     ]  # fmt: skip
+    if args.config:
+        pytest_args.append(f"--target-config={config_path}")
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     started = time.monotonic()

@@ -7,15 +7,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.report import Answer, Report
+from harness.report import Answer, CheckResult, Report
 
 __all__ = ["markdown", "print_table", "write_markdown"]
 
 MAX_DETAIL_LINES = 40
 
 
-def _line(evidence: tuple[str, ...]) -> str:
-    return evidence[0].replace("|", "\\|").replace("\n", " ") if evidence else ""
+def _line(check: CheckResult) -> str:
+    """The one line that stands for a check: its first failure for a NO, its conclusion for a YES."""
+    if not check.evidence:
+        return ""
+    line = check.evidence[0] if check.answer is Answer.NO else check.evidence[-1]
+    return line.replace("|", "\\|").replace("\n", " ")
 
 
 def markdown(report: Report) -> str:
@@ -32,7 +36,7 @@ def markdown(report: Report) -> str:
     out += ["| check | question | answer | evidence |", "|---|---|---|---|"]
     for c in report.checks:
         answer = f"**{c.answer.value}**" if c.answer is Answer.NO else c.answer.value
-        out.append(f"| {c.id} | {c.question} | {answer} | {_line(c.evidence)} |")
+        out.append(f"| {c.id} | {c.question} | {answer} | {_line(c)} |")
     out.append("")
     for c in report.checks:
         out += [f"## {c.id} {c.answer.value}: {c.question}", ""]
@@ -59,7 +63,7 @@ def print_table(report: Report, console: Console | None = None) -> None:
     table.add_column("evidence", overflow="fold", max_width=70)
     for c in report.checks:
         style = "green" if c.answer is Answer.YES else "bold red"
-        table.add_row(c.id, c.question, f"[{style}]{c.answer.value}[/]", _line(c.evidence)[:300])
+        table.add_row(c.id, c.question, f"[{style}]{c.answer.value}[/]", _line(c)[:300])
     console.print(table)
     console.print(f"target: {report.target}")
     if report.error:

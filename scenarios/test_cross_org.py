@@ -61,3 +61,7 @@ def test_org1_admin_cannot_reach_org2_records(
             state = "unchanged" if now.json() == canary.snapshot else "CHANGED"
             evidence.add(f"{org2.owner.name} re-read {canary.read_path}: {state}")
     assert not leaks, f"{len(leaks)} cross-org finding(s): " + "; ".join(leaks[:10])
+    evidence.add(
+        f"{len(by_id)} id-taking operations x {len(foreign_ids)} org2 ids: never 2xx, same answer as a random id; "
+        f"{len(lists)} lists without org2 markers; {len(org2.canaries)} org2 canaries unchanged"
+    )

@@ -41,6 +41,7 @@ def test_member_without_role_is_refused_everywhere(
             if status != 403:
                 wrong.append(f"{name} -> {status} (expected 403)  repro: {curl}")
     assert not wrong, f"{len(wrong)} of {len(guarded)} operations not refused: " + "; ".join(wrong)
+    evidence.add(f"{member.name} refused with 403 on all {len(guarded)} guarded operations of the schema")
 
 
 @pytest.mark.decides("M3", "O4")
@@ -60,3 +61,4 @@ def test_anonymous_is_refused_everywhere_but_public(
             if status != 401:
                 wrong.append(f"{name} -> {status} (expected 401)  repro: {curl}")
     assert not wrong, f"{len(wrong)} of {len(guarded)} operations not refused: " + "; ".join(wrong)
+    evidence.add(f"anonymous refused with 401 on all {len(guarded)} non-public operations of the schema")

@@ -28,3 +28,4 @@ def test_fresh_deploy_has_seeded_roles(target: Target, issuer: Issuer, harness_s
         assert role in found, f"role {role!r} is not seeded; found {sorted(map(str, found))}"
         assert isinstance(permissions, list) and permissions, f"role {role!r} has no permissions"
         evidence.add(f"{role}: {', '.join(map(str, permissions))}")
+    evidence.add(f"seeded on a fresh deploy: {', '.join(roles_config.seeded)}, each with permissions")

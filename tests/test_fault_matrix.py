@@ -38,8 +38,8 @@ ROWS = [
     Row(
         "user_role_query_uses_clerk_id",
         frozenset({"O1", "M2", "M1"}),
-        frozenset({"O2"}),
-        "roles are unreadable: every role-dependent answer fails, the denied page still shows",
+        frozenset(),
+        "roles are unreadable: every role-dependent answer fails, and no owner can build the world",
     ),
     Row("skip_role_seed", frozenset({"O3", "M2"}), frozenset({"O1"}), "no roles: nobody may do anything"),
     Row(

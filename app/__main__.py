@@ -1,0 +1,70 @@
+"""Command line: `python -m app serve [--host H] [--port P]` (migrate, then serve) and `python -m app migrate`.
+
+Settings come from the environment (see app/README.md). A refused setting exits with status 2 and one
+line on standard error; every log line goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.config import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+log = logging.getLogger("app")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="The reference IAM app.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,migrate}")
+    serve = commands.add_parser("serve", help="migrate the database, then serve HTTP with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    commands.add_parser("migrate", help="migrate the database to the newest revision, then exit")
+    return parser
+
+
+def _migrate(settings: Settings) -> None:
+    from app.migrations import upgrade  # imported late: Alembic is only needed when migrating
+
+    upgrade(settings.database_url, faults=settings.app_faults)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; return the process exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        _migrate(settings)
+    except SQLAlchemyError as exc:
+        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        print(f"error: cannot migrate the database at DATABASE_URL: {first_line}", file=sys.stderr)
+        return EXIT_DATABASE
+    if args.command == "migrate":
+        log.info("database migrated")
+        return 0
+    import uvicorn
+
+    from app.main import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""One router per resource; `api_router` gathers them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.routes import contacts, health, me, members, roles
+
+__all__ = ["api_router"]
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(me.router)
+api_router.include_router(roles.router)
+api_router.include_router(members.router)
+api_router.include_router(contacts.router)

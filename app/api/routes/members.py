@@ -1,0 +1,92 @@
+"""`/api/members`: the members of the caller's organisation and the roles they hold there."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from app.api.deps import MembersManager, MembersReader, RawBody, ServicesDep, SessionDep, json_body_openapi, parse_body
+from app.api.schemas import ErrorBody, MemberCreate, MemberOut, MemberRoles, error_responses
+from app.auth.identity import ensure_user
+from app.errors import ApiError
+from app.governance import replace_roles, role_ids, roles_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/members", tags=["members"])
+
+_LISTED = error_responses(401, 403)
+_GUARDED = error_responses(401, 403, 422)
+_BY_ID = error_responses(401, 403, 404, 422)
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "Already a member"}}
+
+
+@router.get("", responses=_LISTED)
+def list_members(principal: MembersReader, session: SessionDep, services: ServicesDep) -> list[MemberOut]:
+    """Every member of the caller's organisation with their roles there (needs `members:read`)."""
+    rows = services.members(session, principal).members()
+    by_org: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in rows:
+        by_org.setdefault(row.membership.org_id, []).append(row.membership.user_id)
+    roles = {
+        (org, user): names for org, users in by_org.items() for user, names in roles_of(session, org, users).items()
+    }
+    return [
+        MemberOut(
+            user_id=row.membership.user_id,
+            external_id=row.external_id,
+            roles=roles.get((row.membership.org_id, row.membership.user_id), []),
+        )
+        for row in rows
+    ]
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={**_GUARDED, **_CONFLICT},
+    openapi_extra=json_body_openapi(MemberCreate),
+)
+def add_member(principal: MembersManager, session: SessionDep, services: ServicesDep, raw: RawBody) -> MemberOut:
+    """Add a user, by Clerk user id, to the caller's organisation with the given roles (needs `members:manage`)."""
+    body = parse_body(MemberCreate, raw)
+    wanted = role_ids(session, body.roles)
+    user_id = ensure_user(session, body.external_id)
+    membership = services.members(session, principal).join(user_id)
+    if membership is None:
+        raise ApiError(409, "already_member")
+    replace_roles(session, membership.org_id, user_id, wanted)
+    session.commit()
+    return MemberOut(user_id=user_id, external_id=body.external_id, roles=sorted(wanted))
+
+
+@router.put("/{user_id}/roles", responses=_BY_ID, openapi_extra=json_body_openapi(MemberRoles))
+def set_member_roles(
+    user_id: uuid.UUID, principal: MembersManager, session: SessionDep, services: ServicesDep, raw: RawBody
+) -> MemberOut:
+    """Replace the roles a member holds in the caller's organisation (needs `members:manage`)."""
+    members = services.members(session, principal)
+    membership = members.find(user_id)
+    if membership is None:
+        raise ApiError.not_found()
+    body = parse_body(MemberRoles, raw)
+    wanted = role_ids(session, body.roles)
+    replace_roles(session, membership.org_id, user_id, wanted)
+    session.commit()
+    return MemberOut(user_id=user_id, external_id=members.external_id(user_id), roles=sorted(wanted))
+
+
+@router.delete("/{user_id}", status_code=204, response_class=Response, responses=_BY_ID)
+def remove_member(
+    user_id: uuid.UUID, principal: MembersManager, session: SessionDep, services: ServicesDep
+) -> Response:
+    """Remove a member (and the roles they held) from the caller's organisation (needs `members:manage`)."""
+    members = services.members(session, principal)
+    membership = members.find(user_id)
+    if membership is None:
+        raise ApiError.not_found()
+    members.delete(membership)
+    session.commit()
+    return Response(status_code=204)

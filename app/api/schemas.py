@@ -1,0 +1,187 @@
+"""The API's request and response bodies.
+
+Request strings are bounded and may not contain NUL (PostgreSQL text cannot hold it): bad input is a
+422 here, never a database error later.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "ContactCreate",
+    "ContactOut",
+    "ContactPatch",
+    "ErrorBody",
+    "Health",
+    "Me",
+    "MemberCreate",
+    "MemberOut",
+    "MemberRoles",
+    "OrganisationOut",
+    "RoleOut",
+    "UserOut",
+    "ValidationErrorBody",
+    "error_responses",
+]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("must be an email address (name@domain)")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320),
+    AfterValidator(_no_nul),
+    AfterValidator(_email),
+    Field(json_schema_extra={"format": "email"}),
+]
+Notes = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
+ExternalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_no_nul)
+]
+RoleName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+RoleList = Annotated[list[RoleName], Field(max_length=20)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: `error` is a stable code; some carry a `reason` or more detail."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    reason: str | None = None
+
+
+class ValidationErrorBody(BaseModel):
+    """A 422: where the request is malformed, and how."""
+
+    error: str
+    detail: list[dict[str, Any]] = []
+
+
+ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Not signed in, or the session token was refused"},
+    403: {"model": ErrorBody, "description": "Signed in, but without the permission this operation needs"},
+    404: {"model": ErrorBody, "description": "No such record in the caller's organisation"},
+    422: {"model": ValidationErrorBody, "description": "Malformed id or body"},
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals of an operation, for `responses=`."""
+    return {status: ERROR_RESPONSES[status] for status in statuses}
+
+
+class Health(BaseModel):
+    """The service answers."""
+
+    status: str
+
+
+class UserOut(BaseModel):
+    """The caller as the app knows them."""
+
+    id: uuid.UUID
+    external_id: str
+
+
+class OrganisationOut(BaseModel):
+    """The caller's active organisation."""
+
+    id: uuid.UUID
+    external_id: str | None
+    name: str
+
+
+class Me(BaseModel):
+    """Who the caller is, where, and what they may do there."""
+
+    user: UserOut
+    organisation: OrganisationOut
+    roles: list[str]
+    permissions: list[str]
+
+
+class RoleOut(BaseModel):
+    """A governance role and the permissions it grants."""
+
+    name: str
+    permissions: list[str]
+
+
+class MemberOut(BaseModel):
+    """A member of the caller's organisation."""
+
+    user_id: uuid.UUID
+    external_id: str | None
+    roles: list[str]
+
+
+class MemberCreate(_Input):
+    """Add a user (by Clerk user id) to the caller's organisation, with these roles (possibly none)."""
+
+    external_id: ExternalId
+    roles: RoleList = []
+
+
+class MemberRoles(_Input):
+    """The complete set of roles a member should hold."""
+
+    roles: RoleList
+
+
+class ContactOut(BaseModel):
+    """A CRM contact."""
+
+    id: uuid.UUID
+    name: str
+    email: str | None
+    notes: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactCreate(_Input):
+    """A new contact."""
+
+    name: Name
+    email: Email | None = None
+    notes: Notes = ""
+
+
+class ContactPatch(_Input):
+    """Changes to a contact: only the fields given change; `name` may not be null."""
+
+    name: Name | None = None
+    email: Email | None = None
+    notes: Notes | None = None
+
+    @model_validator(mode="after")
+    def _name_and_notes_not_null(self) -> ContactPatch:
+        for field_name in ("name", "notes"):
+            if field_name in self.model_fields_set and getattr(self, field_name) is None:
+                raise ValueError(f"{field_name} may not be null")
+        return self

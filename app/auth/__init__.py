@@ -1,0 +1,3 @@
+"""Authentication in three layers: token (`token`), identity (`identity`), policy (`policy`)."""
+
+__all__: list[str] = []

@@ -1,0 +1,148 @@
+"""Layer 1 of authentication: is this a genuine, current Clerk session token for this app?
+
+Networkless verification against the PEM in `CLERK_JWT_KEY`, as Clerk's SDKs do it, only stricter:
+RS256 alone, the issuer checked, `exp`, `sub` and `iat` required, 5 s of clock leeway, `azp` checked
+whenever authorized parties are configured, and a `pending` session (signed in, but no organisation
+chosen yet) refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+__all__ = ["ALGORITHMS", "LEEWAY_SECONDS", "InvalidToken", "OrgClaim", "SessionClaims", "TokenVerifier"]
+
+# Only the algorithm Clerk signs with: never HS256 (the public key would become a shared secret) nor "none".
+ALGORITHMS = ["RS256"]
+LEEWAY_SECONDS = 5
+SESSION_CATEGORY = "cl_B7d4PD111AAA"
+MAX_ID_LENGTH = 255
+
+
+class InvalidToken(Exception):
+    """A refused token; `reason` is a short code a client may see (never the token or key material)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OrgClaim:
+    """The organisation a session has active, as the token states it (v2 `o` or v1 `org_*`)."""
+
+    external_id: str
+    slug: str | None
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    """What the app takes from a verified session token."""
+
+    subject: str
+    issued_at: int
+    session_id: str | None
+    org: OrgClaim | None
+
+
+class TokenVerifier:
+    """Verifies session tokens against one RSA public key and one issuer."""
+
+    def __init__(self, *, public_key_pem: str, issuer: str, authorized_parties: tuple[str, ...] = ()) -> None:
+        key = serialization.load_pem_public_key(public_key_pem.encode())
+        if not isinstance(key, RSAPublicKey):
+            raise ValueError("the session token key must be an RSA public key")
+        self._key = key
+        self._issuer = issuer
+        self._authorized_parties = frozenset(authorized_parties)
+
+    def verify(self, token: str) -> SessionClaims:
+        """The claims of a valid session token; raise InvalidToken(reason) for anything else."""
+        self._check_header(token)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=ALGORITHMS,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "sub", "iat"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("not_yet_valid") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("wrong_issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"missing_{exc.claim}") from None
+        except jwt.InvalidAlgorithmError:
+            raise InvalidToken("algorithm_not_allowed") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("bad_signature") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("malformed") from None
+        self._check_authorized_party(claims)
+        return SessionClaims(
+            subject=self._subject(claims),
+            issued_at=int(claims["iat"]),
+            session_id=claims["sid"] if isinstance(claims.get("sid"), str) else None,
+            org=self._org(claims),
+        )
+
+    @staticmethod
+    def _check_header(token: str) -> None:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise InvalidToken("malformed") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("algorithm_not_allowed")
+        if "typ" in header and header["typ"] != "JWT":
+            raise InvalidToken("wrong_type")
+        # Clerk marks machine tokens with another category; only a session token may open a session.
+        if "cat" in header and header["cat"] != SESSION_CATEGORY:
+            raise InvalidToken("not_a_session_token")
+
+    def _check_authorized_party(self, claims: dict[str, Any]) -> None:
+        # As Clerk's SDKs: azp is checked only when authorized parties are configured; then it must be
+        # present and match one of them exactly (no prefix or suffix matching).
+        if not self._authorized_parties:
+            return
+        azp = claims.get("azp")
+        if not isinstance(azp, str) or not azp:
+            raise InvalidToken("missing_azp")
+        if azp not in self._authorized_parties:
+            raise InvalidToken("unauthorized_party")
+
+    @staticmethod
+    def _subject(claims: dict[str, Any]) -> str:
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_ID_LENGTH or "\x00" in sub:
+            raise InvalidToken("invalid_subject")
+        # Signed in but still choosing or creating an organisation: not a session the app may serve yet.
+        if claims.get("sts") == "pending":
+            raise InvalidToken("session_pending")
+        return sub
+
+    @staticmethod
+    def _org(claims: dict[str, Any]) -> OrgClaim | None:
+        org = claims.get("o")
+        if org is not None:
+            if not isinstance(org, dict):
+                raise InvalidToken("invalid_org_claim")
+            org_id, slug = org.get("id"), org.get("slg")
+        else:
+            org_id, slug = claims.get("org_id"), claims.get("org_slug")
+        if org_id is None:
+            return None
+        if not isinstance(org_id, str) or not org_id.strip() or len(org_id) > MAX_ID_LENGTH or "\x00" in org_id:
+            raise InvalidToken("invalid_org_claim")
+        if not isinstance(slug, str) or not slug.strip() or len(slug) > MAX_ID_LENGTH or "\x00" in slug:
+            slug = None
+        return OrgClaim(external_id=org_id, slug=slug)

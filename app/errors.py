@@ -1,0 +1,181 @@
+"""How every failure reaches a client: a small JSON body, never a stack trace, SQL text or database message.
+
+- `ApiError` and the auth layers' exceptions -> their status with `{"error": ..., ...}`.
+- Validation errors -> 422 with the location and kind of each problem (never the offending input).
+- Anything else -> 500 `{"error": "internal_error", "request_id": ...}`, logged server side on one line
+  with the exception and, for database errors, the SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.identity import NotAMember
+from app.auth.token import InvalidToken
+from app.db import sqlstate_of
+from app.governance import UnknownRoles
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "ApiError",
+    "ErrorBoundary",
+    "current_request_id",
+    "install_error_handlers",
+    "log_exception",
+]
+
+log = logging.getLogger("app.errors")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+_STATUS_ERRORS = {
+    400: "bad_request",
+    401: "invalid_token",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status and a JSON body `{"error": error, **details}`."""
+
+    def __init__(self, status: int, error: str, *, headers: dict[str, str] | None = None, **details: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.headers = headers
+        self.details = details
+
+    @classmethod
+    def not_found(cls) -> ApiError:
+        """The one answer for "does not exist" and "exists in another organisation": they must look alike."""
+        return cls(404, "not_found")
+
+
+def current_request_id() -> str:
+    """The id of the request being served (`-` outside a request)."""
+    return _request_id.get()
+
+
+def log_exception(exc: BaseException, *, message: str, level: int = logging.ERROR, **fields: object) -> None:
+    """Log one line about `exc`: its type, its first message line, its SQLSTATE if any, and `fields`."""
+    parts = [f"{key}={value}" for key, value in fields.items()]
+    parts.append(f"request_id={current_request_id()}")
+    state = sqlstate_of(exc)
+    if state is not None:
+        parts.append(f"sqlstate={state}")
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).strip().splitlines() or [""])[0][:300]
+    parts.append(f"exception={type(cause).__module__}.{type(cause).__qualname__}: {first_line}")
+    log.log(level, "%s %s", message, " ".join(parts))
+    log.debug("stack of request_id=%s", current_request_id(), exc_info=exc)
+
+
+def _body(error: str, **details: Any) -> dict[str, Any]:
+    return {"error": error, **details}
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(_body(exc.error, **exc.details), status_code=exc.status, headers=exc.headers)
+
+
+async def _invalid_token(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidToken)
+    log.info("token refused reason=%s path=%s request_id=%s", exc.reason, request.url.path, current_request_id())
+    return JSONResponse(
+        _body("invalid_token", reason=exc.reason),
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+async def _not_a_member(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(_body("forbidden", reason="not_a_member"), status_code=403)
+
+
+async def _unknown_roles(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UnknownRoles)
+    return JSONResponse(_body("invalid_request", reason="unknown_role", roles=list(exc.names)), status_code=422)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Location, message and kind only: the input (which may be anything a client sent) is not echoed.
+    detail = [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": error.get("type"),
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse(_body("invalid_request", detail=detail), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error = _STATUS_ERRORS.get(exc.status_code, "http_error")
+    return JSONResponse(_body(error), status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON answers for every expected refusal, and the boundary for everything else."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(InvalidToken, _invalid_token)
+    app.add_exception_handler(NotAMember, _not_a_member)
+    app.add_exception_handler(UnknownRoles, _unknown_roles)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(ErrorBoundary)
+
+
+class ErrorBoundary:
+    """ASGI middleware: gives each request an id, and turns any unhandled exception into the generic 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        token = _request_id.set(request_id)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log_exception(exc, message="unhandled error", method=scope.get("method"), path=scope.get("path"))
+            if started:  # too late for a clean answer; the server closes the connection
+                raise
+            response = JSONResponse(_body("internal_error", request_id=request_id), status_code=500)
+            await response(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)

@@ -1,0 +1,48 @@
+"""Fault switches: each one brings back a known bug, so that every conformance check is proven able to fail.
+
+Faults are refused unless the app runs in test mode (see `app.config`); production never carries one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+__all__ = ["Fault", "parse_faults"]
+
+
+class Fault(StrEnum):
+    """The known bugs the app can bring back on purpose, named as `APP_FAULTS` spells them."""
+
+    REDIRECT_TO_SIGN_IN_ON_DENIED = "redirect_to_sign_in_on_denied"
+    """The access-denied page sends the browser to /sign-in after 400 ms: with a signed-in user, a loop."""
+
+    FIRST_USER_NOT_ADMIN = "first_user_not_admin"
+    """The first user of a new organisation gets Member, not Admin."""
+
+    SKIP_ROLE_SEED = "skip_role_seed"
+    """The migration seeds no roles or permissions."""
+
+    DEFAULT_ALLOW = "default_allow"
+    """The PolicyEngine allows when no rule matches."""
+
+    NO_ORG_SCOPE = "no_org_scope"
+    """The base repository stops scoping queries by organisation."""
+
+    USER_ROLE_QUERY_USES_CLERK_ID = "user_role_query_uses_clerk_id"
+    """The user-role query binds the Clerk `sub` where the user's uuid belongs (PostgreSQL raises 22P02)."""
+
+
+def parse_faults(raw: str | Iterable[str]) -> frozenset[Fault]:
+    """`"a,b"` (or an iterable of names) -> the set of faults; an unknown name raises ValueError naming it."""
+    names = raw.split(",") if isinstance(raw, str) else [str(name) for name in raw]
+    known = {fault.value: fault for fault in Fault}
+    faults: set[Fault] = set()
+    for name in (part.strip() for part in names):
+        if not name:
+            continue
+        if name not in known:
+            choices = ", ".join(sorted(known))
+            raise ValueError(f"unknown fault {name!r} (known: {choices})")
+        faults.add(known[name])
+    return frozenset(faults)

@@ -1,0 +1,62 @@
+"""The ASGI app, built by `create_app(settings)`: nothing (engine, settings, keys) is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.deps import Services
+from app.api.routes import api_router
+from app.auth.policy import PolicyEngine
+from app.auth.token import TokenVerifier
+from app.config import Settings
+from app.db import Database
+from app.errors import install_error_handlers
+from app.faults import Fault
+from app.pages import router as pages_router
+from app.pages import template_environment
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("app")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for `settings`: API, pages, error handling; the database engine is disposed on shutdown."""
+    services = Services(
+        settings=settings,
+        database=Database(settings.database_url),
+        verifier=TokenVerifier(
+            public_key_pem=settings.clerk_jwt_key,
+            issuer=settings.clerk_issuer,
+            authorized_parties=settings.clerk_authorized_parties,
+        ),
+        policy=PolicyEngine(default_allow=settings.has(Fault.DEFAULT_ALLOW)),
+        templates=template_environment(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        faults = ",".join(sorted(settings.app_faults)) or "none"
+        log.info("app started mode=%s faults=%s", settings.app_mode.value, faults)
+        try:
+            yield
+        finally:
+            services.database.dispose()
+
+    app = FastAPI(
+        title="IAM reference app",
+        version="0.1.0",
+        description="A multi-tenant CRM that signs users in with Clerk: the reference target of iam-harness.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    return app

@@ -1,0 +1,193 @@
+"""The schema as typed ORM classes; table names as in production (`org_organisation`, `governance_user_roles`, ...).
+
+Every primary key is a PostgreSQL `uuid`. Clerk's ids (`user_...`, `org_...`) are TEXT columns of their own
+and never stand in for a uuid. The unique constraints are what make a racing first login create exactly
+one user and one organisation: the identity code inserts with `ON CONFLICT DO NOTHING` against them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, ForeignKeyConstraint, MetaData, Text, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "CLERK",
+    "Base",
+    "Contact",
+    "ExternalIdentity",
+    "Membership",
+    "OrgOwned",
+    "Organisation",
+    "Permission",
+    "Role",
+    "RolePermission",
+    "User",
+    "UserRole",
+]
+
+CLERK = "clerk"
+"""The identity provider name stored beside each Clerk user id."""
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names (the migration creates them by these names)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OrgOwned:
+    """Mixin of every row that belongs to one organisation: the column the base repository scopes by."""
+
+    id: Mapped[uuid.UUID]
+    org_id: Mapped[uuid.UUID]
+
+
+class User(Base):
+    """A person known to the app (`sys_user`); their Clerk id lives in `sys_external_identity`."""
+
+    __tablename__ = "sys_user"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ExternalIdentity(Base):
+    """Clerk `sub` (TEXT) -> system user (uuid); one per provider id, and one Clerk identity per user."""
+
+    __tablename__ = "sys_external_identity"
+    __table_args__ = (UniqueConstraint("provider", "external_id"), UniqueConstraint("provider", "user_id"))
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    provider: Mapped[str] = mapped_column(Text, server_default=text(f"'{CLERK}'"))
+    external_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Organisation(Base):
+    """A tenant (`org_organisation`): a Clerk organisation (`external_id`) or a user's Personal Workspace."""
+
+    __tablename__ = "org_organisation"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    slug: Mapped[str | None] = mapped_column(Text)
+    # Unique, so that two racing first requests of one user create one Personal Workspace, not two.
+    personal_owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="SET NULL"), unique=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Membership(OrgOwned, Base):
+    """A user's membership of an organisation (`org_membership`); at most one per pair."""
+
+    __tablename__ = "org_membership"
+    __table_args__ = (UniqueConstraint("org_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("org_organisation.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Role(Base):
+    """A governance role (`governance_roles`): Admin, Member, Viewer, seeded by migration."""
+
+    __tablename__ = "governance_roles"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class Permission(Base):
+    """A governance permission (`governance_permissions`), named `resource:action`."""
+
+    __tablename__ = "governance_permissions"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+
+
+class RolePermission(Base):
+    """Which permissions a role grants (`governance_role_permissions`)."""
+
+    __tablename__ = "governance_role_permissions"
+    __table_args__ = (UniqueConstraint("role_id", "permission_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("governance_roles.id", ondelete="CASCADE")
+    )
+    permission_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("governance_permissions.id", ondelete="CASCADE")
+    )
+
+
+class UserRole(OrgOwned, Base):
+    """A role a user holds in one organisation (`governance_user_roles`); only members hold roles."""
+
+    __tablename__ = "governance_user_roles"
+    __table_args__ = (
+        UniqueConstraint("user_id", "org_id", "role_id"),
+        # Removing a membership removes the roles that came with it: no orphan grant survives.
+        ForeignKeyConstraint(
+            ["org_id", "user_id"],
+            ["org_membership.org_id", "org_membership.user_id"],
+            ondelete="CASCADE",
+            name="fk_governance_user_roles_membership",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="CASCADE"))
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("org_organisation.id", ondelete="CASCADE"), index=True
+    )
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("governance_roles.id", ondelete="CASCADE")
+    )
+
+
+class Contact(OrgOwned, Base):
+    """A CRM contact (`crm_contacts`): the business table, owned by one organisation."""
+
+    __tablename__ = "crm_contacts"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("org_organisation.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,1 @@
+"""Tests of the reference IAM app, against a real PostgreSQL."""

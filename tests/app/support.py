@@ -1,0 +1,172 @@
+"""Helpers for the app's tests: Clerk-shaped ids and session tokens minted with a test key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import warnings
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+with warnings.catch_warnings():
+    # Starlette announces a future change of its test client's HTTP library; nothing to act on here.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+ISSUER = "https://tests.clerk.accounts.dev"
+ORIGIN = "http://localhost:3000"
+KID = "ins_2testkey000000000000000000"
+
+
+def clerk_id(prefix: str) -> str:
+    """A fresh id shaped like Clerk's (`user_2...`, `org_2...`)."""
+    return f"{prefix}_2{secrets.token_hex(13)}"
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> str:
+    """The PEM of a private key's public half."""
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@dataclass(frozen=True)
+class ActiveOrg:
+    """An organisation a session has active."""
+
+    id: str = field(default_factory=lambda: clerk_id("org"))
+    slug: str = "acme"
+
+
+class Minter:
+    """Mints Clerk v2 (or v1) session tokens with a test key."""
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self.key = key
+
+    def claims(
+        self,
+        sub: str,
+        /,
+        *,
+        org: ActiveOrg | None = None,
+        v1: bool = False,
+        now: int | None = None,
+        ttl: int = 60,
+        drop: tuple[str, ...] = (),
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """The claims Clerk would put in a session token for `sub`, changed by `overrides` and `drop`."""
+        iat = int(time.time()) if now is None else now
+        claims: dict[str, Any] = {
+            "azp": ORIGIN,
+            "exp": iat + ttl,
+            "fva": [0, -1],
+            "iat": iat,
+            "iss": ISSUER,
+            "nbf": iat - 10,
+            "sid": clerk_id("sess"),
+            "sub": sub,
+        }
+        if v1:
+            if org is not None:
+                claims.update(org_id=org.id, org_slug=org.slug, org_role="org:admin", org_permissions=[])
+        else:
+            claims.update(v=2, sts="active")
+            if org is not None:
+                claims["o"] = {"id": org.id, "slg": org.slug, "rol": "admin", "per": ""}
+        claims.update(overrides)
+        for name in drop:
+            claims.pop(name, None)
+        return claims
+
+    def token(self, sub: str, /, *, headers: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        """A signed session token (RS256, the test key)."""
+        return jwt.encode(
+            self.claims(sub, **kwargs), self.key, algorithm="RS256", headers={"kid": KID, "typ": "JWT", **(headers or {})}
+        )
+
+    def headers(self, sub: str, /, **kwargs: Any) -> dict[str, str]:
+        """`Authorization: Bearer` headers for `sub`."""
+        return {"Authorization": f"Bearer {self.token(sub, **kwargs)}"}
+
+    def cookies(self, sub: str, /, **kwargs: Any) -> dict[str, str]:
+        """A signed-in browser's cookies for `sub`."""
+        token = self.token(sub, **kwargs)
+        iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+        return {"__session": token, "__client_uat": str(iat)}
+
+
+def hs256_token(claims: dict[str, Any], secret: bytes) -> str:
+    """A token signed with HMAC: what an attacker who holds only the public key would forge."""
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def unsigned_token(claims: dict[str, Any]) -> str:
+    """A token with `alg: none`."""
+    return jwt.encode(claims, key=None, algorithm="none")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A signed-in caller of the test app."""
+
+    sub: str
+    org: ActiveOrg | None
+    headers: dict[str, str]
+    me: dict[str, Any]
+
+    @property
+    def user_id(self) -> str:
+        """The app's id for this user."""
+        return str(self.me["user"]["id"])
+
+    @property
+    def org_id(self) -> str:
+        """The app's id for the active organisation."""
+        return str(self.me["organisation"]["id"])
+
+
+def sign_in(client: TestClient, minter: Minter, *, org: ActiveOrg | None = None, sub: str | None = None) -> Account:
+    """A first (or later) login: GET /api/me, which must succeed."""
+    sub = sub or clerk_id("user")
+    headers = minter.headers(sub, org=org)
+    got = client.get("/api/me", headers=headers)
+    assert got.status_code == 200, got.text
+    return Account(sub=sub, org=org, headers=headers, me=got.json())
+
+
+def add_member(client: TestClient, admin: Account, minter: Minter, roles: list[str]) -> Account:
+    """The admin adds a new user to their organisation with `roles`; returns that user signed in."""
+    sub = clerk_id("user")
+    added = client.post("/api/members", headers=admin.headers, json={"external_id": sub, "roles": roles})
+    assert added.status_code == 201, added.text
+    return sign_in(client, minter, org=admin.org, sub=sub)
+
+
+def create_contact(client: TestClient, account: Account, name: str = "Ada Lovelace") -> dict[str, Any]:
+    """A contact created by `account`, as the API returned it."""
+    created = client.post(
+        "/api/contacts", headers=account.headers, json={"name": name, "email": "ada@example.org", "notes": "n"}
+    )
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body

@@ -1,0 +1,160 @@
+"""Settings refuse every unsafe combination with one line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from app.config import AppMode, Settings, SettingsError, load_settings
+from app.faults import Fault, parse_faults
+from tests.app.support import ISSUER, public_pem
+
+ENV_VARS = (
+    "DATABASE_URL",
+    "CLERK_JWT_KEY",
+    "CLERK_ISSUER",
+    "CLERK_AUTHORIZED_PARTIES",
+    "APP_MODE",
+    "APP_FAULTS",
+)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, signing_key: rsa.RSAPrivateKey) -> pytest.MonkeyPatch:
+    """A complete, valid production environment; tests change one variable at a time."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@localhost/app")
+    monkeypatch.setenv("CLERK_JWT_KEY", public_pem(signing_key))
+    monkeypatch.setenv("CLERK_ISSUER", ISSUER)
+    return monkeypatch
+
+
+def refusal(**overrides: str) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(**overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_valid_environment_is_read(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CLERK_AUTHORIZED_PARTIES", "https://app.example.com, http://localhost:3000")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+psycopg://app@localhost/app"
+    assert settings.clerk_authorized_parties == ("https://app.example.com", "http://localhost:3000")
+    assert settings.app_mode is AppMode.PRODUCTION
+    assert settings.app_faults == frozenset()
+    assert "app@localhost" not in repr(settings)  # the URL may carry a password: never in a repr
+
+
+def test_faults_are_refused_outside_test_mode(env: pytest.MonkeyPatch) -> None:
+    env.setenv("APP_FAULTS", "default_allow")
+    message = refusal()
+    assert "APP_FAULTS" in message and "APP_MODE=test" in message
+
+
+def test_faults_are_accepted_in_test_mode(env: pytest.MonkeyPatch) -> None:
+    env.setenv("APP_MODE", "test")
+    env.setenv("APP_FAULTS", "default_allow, no_org_scope")
+    assert load_settings().app_faults == {Fault.DEFAULT_ALLOW, Fault.NO_ORG_SCOPE}
+
+
+def test_an_unknown_fault_is_refused_by_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("APP_MODE", "test")
+    env.setenv("APP_FAULTS", "default_allow,no_such_fault")
+    message = refusal()
+    assert "APP_FAULTS" in message and "no_such_fault" in message
+
+
+@pytest.mark.parametrize("variable", ["CLERK_JWT_KEY", "CLERK_ISSUER", "DATABASE_URL"])
+def test_required_settings_are_named_when_missing(env: pytest.MonkeyPatch, variable: str) -> None:
+    env.delenv(variable)
+    assert refusal() == f"{variable} is required"
+
+
+def test_blank_issuer_is_refused(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CLERK_ISSUER", "  ")
+    assert refusal().startswith("CLERK_ISSUER:")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "not a pem",
+        public_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+    ],
+    ids=["garbage", "rsa-1024"],
+)
+def test_unusable_keys_are_refused(env: pytest.MonkeyPatch, key: str) -> None:
+    env.setenv("CLERK_JWT_KEY", key)
+    assert refusal().startswith("CLERK_JWT_KEY:")
+
+
+def test_a_non_rsa_key_is_refused(env: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    env.setenv("CLERK_JWT_KEY", pem)
+    assert "RSA" in refusal()
+
+
+def test_a_one_line_pem_is_accepted(env: pytest.MonkeyPatch, signing_key: rsa.RSAPrivateKey) -> None:
+    env.setenv("CLERK_JWT_KEY", public_pem(signing_key).replace("\n", "\\n"))
+    assert load_settings().clerk_jwt_key.startswith("-----BEGIN PUBLIC KEY-----\n")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://app@localhost/app"),
+        ("APP_MODE", "staging"),
+        ("CLERK_AUTHORIZED_PARTIES", "app.example.com"),
+    ],
+)
+def test_malformed_values_are_refused_by_name(env: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    env.setenv(variable, value)
+    assert refusal().startswith(f"{variable}:")
+
+
+def test_settings_object_refuses_faults_in_production(signing_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(ValueError, match="APP_FAULTS is refused unless APP_MODE=test"):
+        Settings(
+            database_url="postgresql://x@localhost/y",
+            clerk_jwt_key=public_pem(signing_key),
+            clerk_issuer=ISSUER,
+            app_faults="skip_role_seed",
+        )
+
+
+def test_parse_faults() -> None:
+    assert parse_faults("") == frozenset()
+    assert parse_faults(" first_user_not_admin ,, ") == {Fault.FIRST_USER_NOT_ADMIN}
+    assert parse_faults(["skip_role_seed"]) == {Fault.SKIP_ROLE_SEED}
+    with pytest.raises(ValueError, match="'nope'"):
+        parse_faults("nope")
+
+
+def test_serve_with_faults_outside_test_mode_exits_2_with_one_line(signing_key: rsa.RSAPrivateKey) -> None:
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    environment.update(
+        DATABASE_URL="postgresql://app@localhost/app",
+        CLERK_JWT_KEY=public_pem(signing_key),
+        CLERK_ISSUER=ISSUER,
+        APP_FAULTS="default_allow",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "serve"], env=environment, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: APP_FAULTS is refused unless APP_MODE=test"
+    assert done.stdout == ""
