@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; return the process exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin, every start
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.faults import Fault, parse_faults
 
-__all__ = ["AppMode", "Settings", "SettingsError", "load_settings"]
+__all__ = ["AppMode", "Settings", "SettingsError", "describe", "load_settings"]
 
 # Clerk signs session tokens with RSA-2048 keys; a smaller key is a misconfiguration, never a real instance.
 MIN_KEY_BITS = 2048

@@ -51,7 +51,7 @@ class OrgScopedRepository(Generic[T]):
         """The record with this id in the caller's organisation; None if missing or in another organisation."""
         return self.session.scalars(self.select().where(self.model.id == record_id)).one_or_none()
 
-    def list(self) -> Sequence[T]:
+    def all(self) -> Sequence[T]:
         """Every record of the caller's organisation, oldest first."""
         return self.session.scalars(self.select().order_by(self.model.created_at, self.model.id)).all()
 
@@ -118,7 +118,7 @@ class MemberRepository(OrgScopedRepository[Membership]):
             )
             .order_by(Membership.created_at, Membership.id)
         )
-        return [MemberRow(membership=m, external_id=e) for m, e in self.session.execute(statement).tuples()]
+        return [MemberRow(membership=m, external_id=e) for m, e in self.session.execute(statement)]
 
     def join(self, user_id: uuid.UUID) -> Membership | None:
         """Make `user_id` a member of the caller's organisation; None if they already are one."""

@@ -71,7 +71,7 @@ class TokenVerifier:
                 algorithms=ALGORITHMS,
                 issuer=self._issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "iat"], "verify_aud": False},
+                options={"require": ["exp", "sub", "iat"]},
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("expired") from None
@@ -81,6 +81,10 @@ class TokenVerifier:
             raise InvalidToken("wrong_issuer") from None
         except jwt.MissingRequiredClaimError as exc:
             raise InvalidToken(f"missing_{exc.claim}") from None
+        except jwt.InvalidAudienceError:
+            # Session tokens carry no audience; a token made for some audience (a JWT template's, say)
+            # is not a session, even when the same instance key signed it.
+            raise InvalidToken("audience_not_allowed") from None
         except jwt.InvalidAlgorithmError:
             raise InvalidToken("algorithm_not_allowed") from None
         except jwt.InvalidSignatureError:

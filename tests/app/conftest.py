@@ -1,4 +1,9 @@
-"""Fixtures of the app's tests: a signing key, a token minter, and the app on a fresh, migrated database."""
+"""Fixtures of the app's tests: a signing key, a token minter, and the app on a migrated database.
+
+Most tests isolate themselves by signing in fresh users and organisations, so they share one migrated
+database and one app per set of faults. A test that needs a deploy of its own (the `skip_role_seed`
+fault, whole-table counts) asks `make_client(..., fresh=True)` or uses `database_url` directly.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.config import AppMode, Settings
-from app.faults import parse_faults
+from app.faults import Fault, parse_faults
 from app.main import create_app
 from app.migrations import upgrade
+from harness.postgres import fresh_database
 from tests.app.support import ISSUER, ORIGIN, Minter, TestClient, public_pem
 
 AppFactory = Callable[..., TestClient]
@@ -29,37 +35,69 @@ def minter(signing_key: rsa.RSAPrivateKey) -> Minter:
     return Minter(signing_key)
 
 
+def settings_for(database_url: str, key: rsa.RSAPrivateKey, **overrides: Any) -> Settings:
+    """Test-mode settings for a database, trusting `key`; keyword arguments override."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "clerk_jwt_key": public_pem(key),
+        "clerk_issuer": ISSUER,
+        "clerk_authorized_parties": ORIGIN,
+        "app_mode": AppMode.TEST,
+        "app_faults": "",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _open(settings: Settings) -> TestClient:
+    upgrade(settings.database_url, faults=settings.app_faults)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    client.__enter__()
+    return client
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(postgres_server: str) -> Iterator[str]:
+    """One database for the tests that isolate themselves by organisation (migrated by the first app)."""
+    with fresh_database(postgres_server, prefix="iam_test_shared") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _shared_clients(shared_database_url: str, signing_key: rsa.RSAPrivateKey) -> Iterator[dict[str, TestClient]]:
+    clients: dict[str, TestClient] = {}
+    yield clients
+    for client in clients.values():
+        client.__exit__(None, None, None)
+
+
 @pytest.fixture
 def make_settings(signing_key: rsa.RSAPrivateKey, database_url: str) -> Callable[..., Settings]:
-    """Settings for the test database; keyword arguments override (e.g. `app_faults="default_allow"`)."""
-
-    def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": database_url,
-            "clerk_jwt_key": public_pem(signing_key),
-            "clerk_issuer": ISSUER,
-            "clerk_authorized_parties": ORIGIN,
-            "app_mode": AppMode.TEST,
-            "app_faults": "",
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    return build
+    """Settings for this test's own fresh database."""
+    return lambda **overrides: settings_for(database_url, signing_key, **overrides)
 
 
 @pytest.fixture
-def make_client(make_settings: Callable[..., Settings]) -> Iterator[AppFactory]:
-    """Builds the app with `faults` (migrating the database first, with those faults) and a client for it."""
+def make_client(
+    request: pytest.FixtureRequest,
+    _shared_clients: dict[str, TestClient],
+    shared_database_url: str,
+    signing_key: rsa.RSAPrivateKey,
+) -> Iterator[AppFactory]:
+    """The app with `faults`: on the shared database, or on a fresh one of its own with `fresh=True`."""
     opened: list[TestClient] = []
 
-    def build(faults: str = "", **overrides: Any) -> TestClient:
-        settings = make_settings(app_faults=faults, **overrides)
-        upgrade(settings.database_url, faults=parse_faults(faults))
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
-        client.__enter__()
-        opened.append(client)
-        return client
+    def build(faults: str = "", *, fresh: bool = False, **overrides: Any) -> TestClient:
+        key = ",".join(sorted(parse_faults(faults)))
+        # The seed fault changes the migration itself: it needs a deploy of its own.
+        if fresh or overrides or Fault.SKIP_ROLE_SEED in parse_faults(faults):
+            database_url = request.getfixturevalue("database_url")
+            client = _open(settings_for(database_url, signing_key, app_faults=faults, **overrides))
+            opened.append(client)
+            return client
+        if key not in _shared_clients:
+            _shared_clients[key] = _open(settings_for(shared_database_url, signing_key, app_faults=faults))
+        return _shared_clients[key]
 
     yield build
     for client in reversed(opened):
@@ -68,5 +106,5 @@ def make_client(make_settings: Callable[..., Settings]) -> Iterator[AppFactory]:
 
 @pytest.fixture
 def client(make_client: AppFactory) -> TestClient:
-    """The healthy app."""
+    """The healthy app on the shared database."""
     return make_client()

@@ -8,10 +8,9 @@ import hmac
 import json
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
-
-import warnings
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +20,24 @@ with warnings.catch_warnings():
     # Starlette announces a future change of its test client's HTTP library; nothing to act on here.
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
+
+__all__ = [
+    "ISSUER",
+    "KID",
+    "ORIGIN",
+    "Account",
+    "ActiveOrg",
+    "Minter",
+    "TestClient",
+    "add_member",
+    "clerk_id",
+    "cookie_header",
+    "create_contact",
+    "hs256_token",
+    "public_pem",
+    "sign_in",
+    "unsigned_token",
+]
 
 ISSUER = "https://tests.clerk.accounts.dev"
 ORIGIN = "http://localhost:3000"
@@ -94,7 +111,10 @@ class Minter:
     def token(self, sub: str, /, *, headers: dict[str, Any] | None = None, **kwargs: Any) -> str:
         """A signed session token (RS256, the test key)."""
         return jwt.encode(
-            self.claims(sub, **kwargs), self.key, algorithm="RS256", headers={"kid": KID, "typ": "JWT", **(headers or {})}
+            self.claims(sub, **kwargs),
+            self.key,
+            algorithm="RS256",
+            headers={"kid": KID, "typ": "JWT", **(headers or {})},
         )
 
     def headers(self, sub: str, /, **kwargs: Any) -> dict[str, str]:
@@ -106,6 +126,15 @@ class Minter:
         token = self.token(sub, **kwargs)
         iat = jwt.decode(token, options={"verify_signature": False})["iat"]
         return {"__session": token, "__client_uat": str(iat)}
+
+    def browser(self, sub: str, /, **kwargs: Any) -> dict[str, str]:
+        """A `Cookie` header carrying a signed-in browser's cookies for `sub`."""
+        return cookie_header(self.cookies(sub, **kwargs))
+
+
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    """Cookies sent as a request header (the test client's cookie jar stays empty)."""
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
 
 
 def hs256_token(claims: dict[str, Any], secret: bytes) -> str:
@@ -122,7 +151,7 @@ def hs256_token(claims: dict[str, Any], secret: bytes) -> str:
 
 def unsigned_token(claims: dict[str, Any]) -> str:
     """A token with `alg: none`."""
-    return jwt.encode(claims, key=None, algorithm="none")
+    return jwt.encode(claims, key="", algorithm="none")
 
 
 @dataclass(frozen=True)

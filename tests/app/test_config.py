@@ -132,7 +132,7 @@ def test_settings_object_refuses_faults_in_production(signing_key: rsa.RSAPrivat
             database_url="postgresql://x@localhost/y",
             clerk_jwt_key=public_pem(signing_key),
             clerk_issuer=ISSUER,
-            app_faults="skip_role_seed",
+            app_faults=frozenset({Fault.SKIP_ROLE_SEED}),
         )
 
 

@@ -111,9 +111,7 @@ def _race(database: Database, claims: SessionClaims, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("with_org", [False, True], ids=["personal-workspace", "new-clerk-org"])
-def test_racing_first_logins_create_one_user_and_one_org(
-    database: Database, database_url: str, with_org: bool
-) -> None:
+def test_racing_first_logins_create_one_user_and_one_org(database: Database, database_url: str, with_org: bool) -> None:
     for _ in range(3):
         sub = clerk_id("user")
         org = OrgClaim(external_id=clerk_id("org"), slug="raced") if with_org else None

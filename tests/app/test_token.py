@@ -79,6 +79,7 @@ def _refusals(minter: Minter, signing_key: rsa.RSAPrivateKey) -> dict[str, tuple
         "pending_session": (minter.token("user_2abc", sts="pending"), "session_pending"),
         "machine_token": (minter.token("user_2abc", headers={"cat": "cl_B7d4PD333AAA"}), "not_a_session_token"),
         "wrong_typ": (minter.token("user_2abc", headers={"typ": "at+jwt"}), "wrong_type"),
+        "audience_token": (minter.token("user_2abc", aud="https://api.example.com"), "audience_not_allowed"),
         "bad_org_claim": (minter.token("user_2abc", o="org_2abc"), "invalid_org_claim"),
         "garbage": ("not.a.jwt", "malformed"),
     }
@@ -109,6 +110,7 @@ ATTACKS = [
     "pending_session",
     "machine_token",
     "wrong_typ",
+    "audience_token",
     "bad_org_claim",
     "garbage",
 ]

@@ -31,7 +31,7 @@ def target():
     return StubTarget()
 '''
 
-SCENARIOS = '''
+SCENARIOS = """
 import pytest
 
 
@@ -58,7 +58,7 @@ def test_skipped(evidence):
 
 def test_unmarked():
     pass
-'''
+"""
 
 
 def _report(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, object]]:

@@ -36,7 +36,7 @@ def _out(contact: Contact) -> ContactOut:
 @router.get("", responses=_LISTED)
 def list_contacts(principal: ContactsReader, session: SessionDep, services: ServicesDep) -> list[ContactOut]:
     """Every contact of the caller's organisation, oldest first (needs `contacts:read`)."""
-    return [_out(contact) for contact in services.contacts(session, principal).list()]
+    return [_out(contact) for contact in services.contacts(session, principal).all()]
 
 
 @router.post("", status_code=201, responses=_GUARDED, openapi_extra=json_body_openapi(ContactCreate))

@@ -1,0 +1,95 @@
+"""`python -m app`: migrate, serve over real TCP, and refuse bad settings with exit status 2."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import psycopg
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.app.support import ISSUER, Minter, clerk_id, public_pem
+
+APP_VARS = ("DATABASE_URL", "CLERK_JWT_KEY", "CLERK_ISSUER", "CLERK_AUTHORIZED_PARTIES", "APP_MODE", "APP_FAULTS")
+
+
+def environment(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in APP_VARS}
+    env.update(values)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_migrates_and_answers(database_url: str, signing_key: rsa.RSAPrivateKey, minter: Minter) -> None:
+    port = free_port()
+    env = environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
+    command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, server.communicate()[1]
+            try:
+                health = httpx.get(f"{base}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not answer in time"
+                time.sleep(0.1)
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        me = httpx.get(f"{base}/api/me", headers=minter.headers(clerk_id("user")), timeout=5)
+        assert me.status_code == 200 and me.json()["roles"] == ["Admin"]
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=15)
+    assert out == ""  # every log line goes to standard error
+    assert '"GET /health HTTP/1.1" 200' in err and "Traceback" not in err
+
+
+def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey) -> None:
+    env = environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
+    for _ in range(2):  # a second run finds nothing to do
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT count(*) FROM governance_roles").fetchone() == (3,)
+
+
+def test_missing_settings_exit_2_naming_the_variable() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"],
+        env=environment(DATABASE_URL="postgresql://app@localhost/app", CLERK_ISSUER=ISSUER),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: CLERK_JWT_KEY is required"
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(signing_key: rsa.RSAPrivateKey) -> None:
+    env = environment(
+        DATABASE_URL=f"postgresql://app@127.0.0.1:{free_port()}/app",
+        CLERK_JWT_KEY=public_pem(signing_key),
+        CLERK_ISSUER=ISSUER,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3
+    assert done.stderr.splitlines()[-1].startswith("error: cannot migrate the database at DATABASE_URL:")
+    assert "Traceback" not in done.stderr

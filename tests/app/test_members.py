@@ -1,0 +1,66 @@
+"""The membership API: an admin manages the members of their own organisation, and only of it."""
+
+from __future__ import annotations
+
+from tests.app.support import ActiveOrg, Minter, TestClient, add_member, clerk_id, sign_in
+
+RANDOM_ID = "00000000-0000-4000-8000-00000000beef"
+
+
+def test_admin_adds_lists_changes_and_removes_a_member(client: TestClient, minter: Minter) -> None:
+    org = ActiveOrg()
+    admin = sign_in(client, minter, org=org)
+    sub = clerk_id("user")
+    added = client.post("/api/members", headers=admin.headers, json={"external_id": sub, "roles": ["Viewer"]})
+    assert added.status_code == 201
+    assert added.json()["external_id"] == sub and added.json()["roles"] == ["Viewer"]
+    user_id = added.json()["user_id"]
+    listed = {m["external_id"]: m["roles"] for m in client.get("/api/members", headers=admin.headers).json()}
+    assert listed == {admin.sub: ["Admin"], sub: ["Viewer"]}
+
+    changed = client.put(f"/api/members/{user_id}/roles", headers=admin.headers, json={"roles": ["Member", "Viewer"]})
+    assert changed.status_code == 200 and changed.json()["roles"] == ["Member", "Viewer"]
+    member = sign_in(client, minter, org=org, sub=sub)
+    assert member.me["user"]["id"] == user_id and member.me["roles"] == ["Member", "Viewer"]
+
+    assert client.delete(f"/api/members/{user_id}", headers=admin.headers).status_code == 204
+    again = client.get("/api/me", headers=minter.headers(sub, org=org))
+    assert again.status_code == 403 and again.json()["reason"] == "not_a_member"
+
+
+def test_adding_an_existing_member_is_a_conflict(client: TestClient, minter: Minter) -> None:
+    admin = sign_in(client, minter, org=ActiveOrg())
+    got = client.post("/api/members", headers=admin.headers, json={"external_id": admin.sub, "roles": []})
+    assert got.status_code == 409 and got.json() == {"error": "already_member"}
+
+
+def test_an_unknown_role_is_refused_by_name(client: TestClient, minter: Minter) -> None:
+    admin = sign_in(client, minter, org=ActiveOrg())
+    got = client.post("/api/members", headers=admin.headers, json={"external_id": clerk_id("user"), "roles": ["Root"]})
+    assert got.status_code == 422
+    assert got.json() == {"error": "invalid_request", "reason": "unknown_role", "roles": ["Root"]}
+    assert len(client.get("/api/members", headers=admin.headers).json()) == 1
+
+
+def test_members_of_another_org_look_like_nobody(client: TestClient, minter: Minter) -> None:
+    org1 = sign_in(client, minter, org=ActiveOrg())
+    org2 = sign_in(client, minter, org=ActiveOrg())
+    for user_id in (org2.user_id, RANDOM_ID):
+        put = client.put(f"/api/members/{user_id}/roles", headers=org1.headers, json={"roles": ["Admin"]})
+        assert (put.status_code, put.json()) == (404, {"error": "not_found"})
+        gone = client.delete(f"/api/members/{user_id}", headers=org1.headers)
+        assert (gone.status_code, gone.json()) == (404, {"error": "not_found"})
+    assert org2.sub not in client.get("/api/members", headers=org1.headers).text
+    assert sign_in(client, minter, org=org2.org, sub=org2.sub).me["roles"] == ["Admin"]
+
+
+def test_only_members_managers_manage_members(client: TestClient, minter: Minter) -> None:
+    admin = sign_in(client, minter, org=ActiveOrg())
+    member = add_member(client, admin, minter, roles=["Member"])
+    assert client.get("/api/members", headers=member.headers).status_code == 403
+    got = client.post(
+        "/api/members", headers=member.headers, json={"external_id": clerk_id("user"), "roles": ["Admin"]}
+    )
+    assert got.status_code == 403 and got.json()["permission"] == "members:manage"
+    promote = client.put(f"/api/members/{member.user_id}/roles", headers=member.headers, json={"roles": ["Admin"]})
+    assert promote.status_code == 403

@@ -1,0 +1,78 @@
+"""The schema tells a client (and the harness) exactly who may call each operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.app.support import TestClient
+
+METHODS = ("get", "put", "post", "patch", "delete")
+
+
+@pytest.fixture
+def schema(client: TestClient) -> dict[str, Any]:
+    got = client.get("/openapi.json")
+    assert got.status_code == 200
+    document: dict[str, Any] = got.json()
+    return document
+
+
+def operations(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{method.upper()} {path}": op
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if method in METHODS
+    }
+
+
+def test_one_bearer_security_scheme(schema: dict[str, Any]) -> None:
+    assert schema["components"]["securitySchemes"] == {
+        "ClerkSession": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A Clerk session token: `Authorization: Bearer <jwt>`.",
+        }
+    }
+
+
+def test_every_operation_declares_its_security(schema: dict[str, Any]) -> None:
+    ops = operations(schema)
+    assert set(ops) == {
+        "GET /health",
+        "GET /api/me",
+        "GET /api/roles",
+        "GET /api/members",
+        "POST /api/members",
+        "PUT /api/members/{user_id}/roles",
+        "DELETE /api/members/{user_id}",
+        "GET /api/contacts",
+        "POST /api/contacts",
+        "GET /api/contacts/{contact_id}",
+        "PATCH /api/contacts/{contact_id}",
+        "DELETE /api/contacts/{contact_id}",
+    }
+    for name, op in ops.items():
+        expected: list[dict[str, list[str]]] = [] if name == "GET /health" else [{"ClerkSession": []}]
+        assert op["security"] == expected, name
+
+
+def test_only_me_is_about_the_caller_alone(schema: dict[str, Any]) -> None:
+    assert [name for name, op in operations(schema).items() if op.get("x-iam-self")] == ["GET /api/me"]
+
+
+def test_pages_are_not_in_the_schema(schema: dict[str, Any]) -> None:
+    assert not {"/dashboard", "/sign-in"} & set(schema["paths"])
+
+
+def test_path_ids_are_uuids_and_bodies_are_declared(schema: dict[str, Any]) -> None:
+    for name, op in operations(schema).items():
+        for parameter in op.get("parameters", []):
+            if parameter["in"] == "path":
+                assert parameter["schema"]["format"] == "uuid", name
+        if name.split()[0] in ("POST", "PUT", "PATCH"):
+            body = op["requestBody"]["content"]["application/json"]["schema"]
+            assert body["type"] == "object" and body["additionalProperties"] is False, name
