@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.report import Answer, CheckResult, Report
@@ -63,8 +64,8 @@ def print_table(report: Report, console: Console | None = None) -> None:
     table.add_column("evidence", overflow="fold", max_width=70)
     for c in report.checks:
         style = "green" if c.answer is Answer.YES else "bold red"
-        table.add_row(c.id, c.question, f"[{style}]{c.answer.value}[/]", _line(c)[:300])
+        table.add_row(c.id, escape(c.question), f"[{style}]{c.answer.value}[/]", escape(_line(c)[:300]))
     console.print(table)
-    console.print(f"target: {report.target}")
+    console.print(f"target: {escape(report.target)}")
     if report.error:
-        console.print(f"[bold red]run error:[/] {report.error}")
+        console.print(f"[bold red]run error:[/] {escape(report.error)}")

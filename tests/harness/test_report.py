@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 
+from rich.console import Console
+
 from harness.checks import CATALOGUE
-from harness.render import markdown
+from harness.render import markdown, print_table
 from harness.report import Answer, Report, ScenarioOutcome, decide, write_json
 
 
@@ -61,3 +64,12 @@ def test_catalogue_entries_are_complete() -> None:
     assert len(ids) == len(set(ids))
     assert {"M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4"} <= set(ids)
     assert all(c.question and c.kind in {"measure", "obstacle"} for c in CATALOGUE)
+
+
+def test_terminal_table_keeps_brackets() -> None:
+    report = Report(
+        seed=1, target="t", checks=decide([ScenarioOutcome("s::a", ("M1",), True, ("[data-testid=x] shown",))])
+    )
+    out = StringIO()
+    print_table(report, Console(file=out, width=200))
+    assert "[data-testid=x] shown" in out.getvalue()
