@@ -13,7 +13,7 @@ class Check:
 
     id: str
     question: str
-    kind: str  # "measure" or "obstacle"
+    kind: str  # "measure", "obstacle", "factor" or "investigation"
 
 
 CATALOGUE: tuple[Check, ...] = (
@@ -25,6 +25,7 @@ CATALOGUE: tuple[Check, ...] = (
     Check("O2", "A signed-in user without access sees an error page, never a redirect to sign-in", "obstacle"),
     Check("O3", "A fresh deploy has Admin, Member and Viewer with their permissions", "obstacle"),
     Check("O4", "A member with no grant is denied on every operation (no default allow)", "obstacle"),
+    Check("I3", "Does org scoping hold on every operation without breaking the existing queries?", "investigation"),
 )
 
 _BY_ID = {c.id: c for c in CATALOGUE}

@@ -1,7 +1,8 @@
 """The target config file (TOML): what the harness may know of a target beyond its schema and pages.
 
 Every field is validated when the file is read; an error names the file, the table and the field.
-Placeholders in templates: `{sub}` (a Clerk user id), `{marker}` (a canary marker), `{id}` (a record id);
+Placeholders in templates: `{sub}` (a Clerk user id), `{roles}` (a list of role names), `{marker}` (a canary
+marker), `{id}` (a record id), `{<key>}` (the id of the same organisation's canary of resource `<key>`);
 in `[embedded]`: `{python}`, `{host}`, `{port}`, `{database_url}`, `{jwt_key}`, `{issuer}`,
 `{authorized_party}`, `{faults}`.
 """
@@ -18,6 +19,7 @@ from harness.errors import ConfigError
 __all__ = [
     "CanaryConfig",
     "EmbeddedConfig",
+    "FuzzConfig",
     "IdentityConfig",
     "MembersConfig",
     "OperationRef",
@@ -66,12 +68,13 @@ class IdentityConfig:
 
 @dataclass(frozen=True)
 class RolesConfig:
-    """Where the target lists its roles, and which roles a fresh deploy must have."""
+    """Where the target lists its roles, which roles a fresh deploy must have, and which may only read."""
 
     list: str
     name: str
     permissions: str
     seeded: tuple[str, ...]
+    read_only: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -80,16 +83,29 @@ class MembersConfig:
 
     add: OperationRef
     body: dict[str, Any]
+    param: str  # the path parameter that carries a member's user id
 
 
 @dataclass(frozen=True)
 class CanaryConfig:
     """How a canary record of one resource type is created and read back by its owner."""
 
+    key: str
+    param: str  # the path parameter that carries this resource's ids
     create: OperationRef
     body: dict[str, Any]
     id: str
     read: OperationRef
+
+
+@dataclass(frozen=True)
+class FuzzConfig:
+    """What the fuzzer must know beyond the schema: operations to treat specially, and how hard to try."""
+
+    public: tuple[OperationRef, ...] = ()
+    self_only: tuple[OperationRef, ...] = ()
+    never: tuple[OperationRef, ...] = ()
+    cases: int = 8
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,7 @@ class TargetConfig:
     members: MembersConfig
     canaries: tuple[CanaryConfig, ...]
     embedded: EmbeddedConfig | None
+    fuzz: FuzzConfig = FuzzConfig()
 
 
 def load_config(path: Path) -> TargetConfig:
@@ -187,7 +204,10 @@ class _Reader:
 
     def target(self, raw: dict[str, Any]) -> TargetConfig:
         self.table(
-            raw, "the file", {"target", "pages", "identity", "roles", "members", "canaries"}, frozenset({"embedded"})
+            raw,
+            "the file",
+            {"target", "pages", "identity", "roles", "members", "canaries"},
+            frozenset({"embedded", "fuzz"}),
         )
         t = self.sub(raw, "target", "target")
         self.table(t, "[target]", {"schema", "health", "issuer"})
@@ -205,6 +225,7 @@ class _Reader:
             members=self.members(self.sub(raw, "members", "members")),
             canaries=self.canaries(raw["canaries"]),
             embedded=self.embedded(raw["embedded"]) if "embedded" in raw else None,
+            fuzz=self.fuzz(raw["fuzz"]) if "fuzz" in raw else FuzzConfig(),
         )
 
     def pages(self, raw: dict[str, Any]) -> PagesConfig:
@@ -225,32 +246,46 @@ class _Reader:
         )
 
     def roles(self, raw: dict[str, Any]) -> RolesConfig:
-        self.table(raw, "[roles]", {"list", "name", "permissions", "seeded"})
+        self.table(raw, "[roles]", {"list", "name", "permissions", "seeded", "read_only"})
+        seeded = self.texts(raw, "seeded", "roles")
+        read_only = self.texts(raw, "read_only", "roles")
+        if unknown := sorted(set(read_only) - set(seeded)):
+            raise self.fail("roles.read_only", f"names roles that are not seeded: {', '.join(unknown)}")
         return RolesConfig(
             list=self.path(raw, "list", "roles"),
             name=self.text(raw, "name", "roles"),
             permissions=self.text(raw, "permissions", "roles"),
-            seeded=self.texts(raw, "seeded", "roles"),
+            seeded=seeded,
+            read_only=read_only,
         )
 
     def members(self, raw: dict[str, Any]) -> MembersConfig:
-        self.table(raw, "[members]", {"add", "body"})
-        return MembersConfig(add=self.operation(raw, "add", "members"), body=self.body(raw, "body", "members"))
+        self.table(raw, "[members]", {"add", "body", "param"})
+        return MembersConfig(
+            add=self.operation(raw, "add", "members"),
+            body=self.body(raw, "body", "members"),
+            param=self.text(raw, "param", "members"),
+        )
 
     def canaries(self, raw: Any) -> tuple[CanaryConfig, ...]:
         if not isinstance(raw, list) or not raw:
             raise self.fail("[[canaries]]", "must list at least one resource type")
-        out = []
+        out: list[CanaryConfig] = []
         for n, entry in enumerate(raw):
             where = f"canaries[{n}]"
             if not isinstance(entry, dict):
                 raise self.fail(where, "must be a table")
-            self.table(entry, where, {"create", "body", "id", "read"})
+            self.table(entry, where, {"key", "param", "create", "body", "id", "read"})
             read = self.operation(entry, "read", where)
             if "{id}" not in read.path:
                 raise self.fail(f"{where}.read", f"must contain '{{id}}', got {read}")
+            key = self.text(entry, "key", where)
+            if key in {c.key for c in out}:
+                raise self.fail(f"{where}.key", f"repeats {key!r}")
             out.append(
                 CanaryConfig(
+                    key=key,
+                    param=self.text(entry, "param", where),
                     create=self.operation(entry, "create", where),
                     body=self.body(entry, "body", where),
                     id=self.text(entry, "id", where),
@@ -258,6 +293,22 @@ class _Reader:
                 )
             )
         return tuple(out)
+
+    def fuzz(self, raw: Any) -> FuzzConfig:
+        if not isinstance(raw, dict):
+            raise self.fail("[fuzz]", "must be a table")
+        self.table(raw, "[fuzz]", set(), frozenset({"public", "self", "never", "cases"}))
+
+        def ops(key: str) -> tuple[OperationRef, ...]:
+            values = raw.get(key, [])
+            if not isinstance(values, list):
+                raise self.fail(f"fuzz.{key}", "must be a list of 'METHOD /path'")
+            return tuple(self.operation({key: v}, key, "fuzz") for v in values)
+
+        cases = raw.get("cases", FuzzConfig.cases)
+        if not isinstance(cases, int) or isinstance(cases, bool) or not 1 <= cases <= 500:
+            raise self.fail("fuzz.cases", f"must be an integer from 1 to 500, got {cases!r}")
+        return FuzzConfig(public=ops("public"), self_only=ops("self"), never=ops("never"), cases=cases)
 
     def embedded(self, raw: Any) -> EmbeddedConfig:
         if not isinstance(raw, dict):

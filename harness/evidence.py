@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.target import Target
 
 __all__ = ["Evidence"]
@@ -14,12 +16,17 @@ class Evidence:
 
     def __init__(self, target: Target | None = None) -> None:
         self.lines: list[str] = []
+        self.attachments: dict[str, Any] = {}
         self._target = target
         self._mark = target.log_offset() if target is not None else 0
 
     def add(self, line: str) -> None:
         """Record one line of evidence."""
         self.lines.append(line)
+
+    def attach(self, name: str, data: Any) -> None:
+        """Attach structured data (JSON-serialisable) that the report carries beside the answers."""
+        self.attachments[name] = data
 
     def server_errors(self) -> list[str]:
         """Errors the target logged since the scenario started (the embedded target's log only)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -59,6 +59,7 @@ class Exchange:
     status: int
     text: str
     curl: str
+    headers: dict[str, str] = field(default_factory=dict, compare=False)
 
     def json(self) -> Any:
         """The decoded body, or None when it is not JSON."""
@@ -97,20 +98,31 @@ class Caller:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, path: str, body: Any = None) -> Exchange:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Exchange:
         """Send one request; transport errors propagate (the target is unreachable)."""
-        response = self._client.request(method, path, json=body)
+        request = self._client.build_request(method, path, json=body, params=params or None, headers=headers)
+        response = self._client.send(request)
+        url = request.url.raw_path.decode("ascii", "replace")
         return Exchange(
             method=method,
-            url=path,
+            url=url,
             status=response.status_code,
             text=response.text,
-            curl=self._curl(method, path, body),
+            curl=self._curl(method, url, body, headers or {}),
+            headers=dict(response.headers),
         )
 
-    def _curl(self, method: str, path: str, body: Any) -> str:
+    def _curl(self, method: str, path: str, body: Any, extra: dict[str, str]) -> str:
         parts = ["curl", "-sS", "-X", method, self.base_url + path]
-        for key, value in self.headers.items():
+        for key, value in {**self.headers, **extra}.items():
             parts += ["-H", f"{key}: {value}"]
         if body is not None:
             parts += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]

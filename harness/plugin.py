@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser
@@ -195,6 +196,7 @@ def pytest_runtest_makereport(
         "evidence": lines,
         "failure": failure,
         "repro": _repro(item, state) if not report.passed else None,
+        "attachments": found.attachments if found else {},
     }
     report.user_properties.append((_OUTCOME, json.dumps(outcome)))
     return report
@@ -242,6 +244,7 @@ class _Recorder:
                         evidence=tuple(raw["evidence"]),
                         failure=raw["failure"],
                         repro=raw["repro"],
+                        attachments=raw.get("attachments", {}),
                     )
                 )
 
@@ -266,6 +269,7 @@ class _Recorder:
 
 def build_report(state: RunState) -> Report:
     """The run's report from what the plugin collected."""
-    return Report(
-        state.seed, state.target, decide(state.outcomes), error=state.error, extra={"error_kind": state.error_kind}
-    )
+    extra: dict[str, Any] = {"error_kind": state.error_kind}
+    for outcome in state.outcomes:
+        extra.update(outcome.attachments)
+    return Report(state.seed, state.target, decide(state.outcomes), error=state.error, extra=extra)

@@ -37,6 +37,7 @@ class ScenarioOutcome:
     evidence: tuple[str, ...]
     failure: str | None = None
     repro: str | None = None
+    attachments: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from fixtures.world import World
 from harness.browser import visit
 from harness.config import TargetConfig
 from harness.evidence import Evidence
 from harness.issuer import Issuer
 from harness.target import Target
+from harness.world import World
 
 
 def _landmarks(config: TargetConfig) -> dict[str, str]:
@@ -30,7 +30,7 @@ def test_owner_opens_dashboard_without_a_loop(
     seen = visit(
         chromium,
         target.base_url + pages.dashboard,
-        cookies=owner.cookies(issuer),
+        cookies=owner.credentials.cookies(),
         landmarks=_landmarks(target.config),
         trace_path=trace,
     )
@@ -53,12 +53,12 @@ def test_user_without_access_sees_error_page_not_sign_in(
     """A signed-in member without access to the dashboard sees the access-denied page and is never sent to sign-in."""
     pages = target.config.pages
     member = world.org("org1").member_without_role
-    assert member is not None, f"world incomplete: {'; '.join(world.problems)}"
+    assert member is not None, world.incomplete()
     trace = report_dir / "traces" / "o2-denied-dashboard.zip"
     seen = visit(
         chromium,
         target.base_url + pages.dashboard,
-        cookies=member.cookies(issuer),
+        cookies=member.credentials.cookies(),
         landmarks=_landmarks(target.config),
         trace_path=trace,
     )
