@@ -6,6 +6,7 @@ app) can fix it without reading a stack trace.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,7 +17,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.faults import Fault, parse_faults
 
-__all__ = ["AppMode", "Settings", "SettingsError", "describe", "load_settings"]
+__all__ = ["DEFAULT_APP_ROLE", "AppMode", "Settings", "SettingsError", "describe", "load_settings"]
+
+DEFAULT_APP_ROLE = "iam_app"
+# A plain lower-case SQL identifier: the name is spliced into SET ROLE and GRANT statements.
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Clerk signs session tokens with RSA-2048 keys; a smaller key is a misconfiguration, never a real instance.
 MIN_KEY_BITS = 2048
@@ -41,6 +46,9 @@ class Settings(BaseSettings):
     database_url: str = Field(repr=False)
     """PostgreSQL URL; `postgresql://` is accepted and normalised to SQLAlchemy's `postgresql+psycopg://`."""
 
+    database_app_role: str = DEFAULT_APP_ROLE
+    """The role the app serves as (`SET ROLE` on every connection): no superuser, no BYPASSRLS, DML only."""
+
     clerk_jwt_key: str = Field(repr=False)
     """PEM of the RSA public key that signs session tokens."""
 
@@ -63,6 +71,14 @@ class Settings(BaseSettings):
         if not sep or scheme not in {"postgresql", "postgres", "postgresql+psycopg"} or not rest:
             raise ValueError("must be a postgresql:// or postgresql+psycopg:// URL")
         return f"postgresql+psycopg://{rest}"
+
+    @field_validator("database_app_role")
+    @classmethod
+    def _database_app_role(cls, value: str) -> str:
+        role = value.strip()
+        if not _ROLE_NAME.match(role):
+            raise ValueError(f"must be a lower-case SQL identifier (letters, digits, _), got {role!r}")
+        return role
 
     @field_validator("clerk_jwt_key")
     @classmethod

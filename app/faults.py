@@ -27,7 +27,31 @@ class Fault(StrEnum):
     """The PolicyEngine allows when no rule matches."""
 
     NO_ORG_SCOPE = "no_org_scope"
-    """The base repository stops scoping queries by organisation."""
+    """The base repository stops scoping queries by organisation (row-level security still holds)."""
+
+    NO_RLS = "no_rls"
+    """The migration leaves row-level security off on the org-scoped tables: the second wall is gone."""
+
+    LIST_IGNORES_ORG = "list_ignores_org"
+    """List, search and export read every organisation's records, on the owner connection."""
+
+    CROSS_ORG_REFERENCE = "cross_org_reference"
+    """A deal's `contact_id` is not checked against the caller's organisation, and its contact is shown."""
+
+    MASS_ASSIGN_ORG_ID = "mass_assign_org_id"
+    """An `org_id` in a create or update body is honoured: records land in another organisation."""
+
+    EXISTENCE_ORACLE = "existence_oracle"
+    """Another organisation's record answers 403, a missing one 404: the difference tells what exists."""
+
+    ORG_HEADER_SWITCHES_ORG = "org_header_switches_org"
+    """An `X-Org-Id` header (or `org_id` query parameter) switches the active organisation, unchecked."""
+
+    VIEWER_CAN_WRITE = "viewer_can_write"
+    """The read-only check is lost: a Viewer may create, change and delete business records."""
+
+    SQL_ERROR_LEAKS = "sql_error_leaks"
+    """A malformed id reaches the database unvalidated, and the 500 carries the database's error text."""
 
     USER_ROLE_QUERY_USES_CLERK_ID = "user_role_query_uses_clerk_id"
     """The user-role query binds the Clerk `sub` where the user's uuid belongs (PostgreSQL raises 22P02)."""

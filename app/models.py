@@ -10,7 +10,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, ForeignKeyConstraint, MetaData, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -18,8 +28,10 @@ __all__ = [
     "CLERK",
     "Base",
     "Contact",
+    "Deal",
     "ExternalIdentity",
     "Membership",
+    "Note",
     "OrgOwned",
     "Organisation",
     "Permission",
@@ -54,6 +66,14 @@ def _uuid_pk() -> Mapped[uuid.UUID]:
 
 def _created_at() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def _updated_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def _org_id() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), ForeignKey("org_organisation.id", ondelete="CASCADE"), index=True)
 
 
 class OrgOwned:
@@ -178,16 +198,56 @@ class UserRole(OrgOwned, Base):
 
 
 class Contact(OrgOwned, Base):
-    """A CRM contact (`crm_contacts`): the business table, owned by one organisation."""
+    """A CRM contact (`crm_contacts`), owned by one organisation."""
 
     __tablename__ = "crm_contacts"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    org_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("org_organisation.id", ondelete="CASCADE"), index=True
-    )
+    org_id: Mapped[uuid.UUID] = _org_id()
     name: Mapped[str] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = _created_at()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class Deal(OrgOwned, Base):
+    """A sales deal (`crm_deals`), owned by one organisation, optionally with one of its contacts."""
+
+    __tablename__ = "crm_deals"
+    # The target of the notes' (org_id, deal_id) key: a note can only belong to a deal of its own organisation.
+    __table_args__ = (UniqueConstraint("org_id", "id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = _org_id()
+    title: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # A plain key to the contact: PostgreSQL checks that the contact exists, not that it shares the deal's
+    # organisation (foreign key checks see every row). The API checks the organisation before writing.
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("crm_contacts.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class Note(OrgOwned, Base):
+    """A note on a deal (`crm_deal_notes`); `org_id` is the deal's, kept here so row-level security can scope it."""
+
+    __tablename__ = "crm_deal_notes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "deal_id"],
+            ["crm_deals.org_id", "crm_deals.id"],
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+            name="fk_crm_deal_notes_deal",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = _org_id()
+    deal_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()

@@ -24,12 +24,14 @@ __all__ = [
     "MembersConfig",
     "OperationRef",
     "PagesConfig",
+    "PrincipalConfig",
     "RolesConfig",
     "TargetConfig",
     "load_config",
 ]
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+DEFAULT_ISSUER = "https://iam-harness.clerk.accounts.dev"
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class IdentityConfig:
 class RolesConfig:
     """Where the target lists its roles, which roles a fresh deploy must have, and which may only read."""
 
-    list: str
+    list: str | None  # None: the target does not list its roles, and O3 cannot be decided
     name: str
     permissions: str
     seeded: tuple[str, ...]
@@ -109,6 +111,17 @@ class FuzzConfig:
 
 
 @dataclass(frozen=True)
+class PrincipalConfig:
+    """A principal the config declares, for targets whose users the harness cannot mint (no Clerk)."""
+
+    name: str
+    org: str
+    role: str | None
+    headers: dict[str, str]
+    login: dict[str, Any] | None  # {request, body, token, header, prefix}
+
+
+@dataclass(frozen=True)
 class EmbeddedConfig:
     """How to start the target locally: command line and environment, both templated."""
 
@@ -124,13 +137,19 @@ class TargetConfig:
     schema: str
     health: str
     issuer: str
-    pages: PagesConfig
-    identity: IdentityConfig
+    pages: PagesConfig | None
+    identity: IdentityConfig | None
     roles: RolesConfig
-    members: MembersConfig
+    members: MembersConfig | None
     canaries: tuple[CanaryConfig, ...]
     embedded: EmbeddedConfig | None
     fuzz: FuzzConfig = FuzzConfig()
+    principals: tuple[PrincipalConfig, ...] = ()
+
+    @property
+    def admin_role(self) -> str:
+        """The role of an organisation's first user: the identity section's, else the first seeded role."""
+        return self.identity.admin_role if self.identity else self.roles.seeded[0]
 
 
 def load_config(path: Path) -> TargetConfig:
@@ -203,15 +222,14 @@ class _Reader:
         return value
 
     def target(self, raw: dict[str, Any]) -> TargetConfig:
-        self.table(
-            raw,
-            "the file",
-            {"target", "pages", "identity", "roles", "members", "canaries"},
-            frozenset({"embedded", "fuzz"}),
-        )
+        declared = "principals" in raw
+        # Without declared principals the world is built through Clerk flows, which need these sections.
+        required = {"target", "roles", "canaries"} | (set() if declared else {"identity", "members"})
+        optional = frozenset({"embedded", "fuzz", "pages", "principals", "identity", "members"})
+        self.table(raw, "the file", required, optional)
         t = self.sub(raw, "target", "target")
-        self.table(t, "[target]", {"schema", "health", "issuer"})
-        issuer = self.text(t, "issuer", "target")
+        self.table(t, "[target]", {"schema", "health"}, frozenset({"issuer"}))
+        issuer = self.text(t, "issuer", "target") if "issuer" in t else DEFAULT_ISSUER
         if not issuer.startswith("https://"):
             raise self.fail("target.issuer", f"must be an https:// URL as Clerk's are, got {issuer!r}")
         return TargetConfig(
@@ -219,14 +237,50 @@ class _Reader:
             schema=self.path(t, "schema", "target"),
             health=self.path(t, "health", "target"),
             issuer=issuer,
-            pages=self.pages(self.sub(raw, "pages", "pages")),
-            identity=self.identity(self.sub(raw, "identity", "identity")),
+            pages=self.pages(self.sub(raw, "pages", "pages")) if "pages" in raw else None,
+            identity=self.identity(self.sub(raw, "identity", "identity")) if "identity" in raw else None,
             roles=self.roles(self.sub(raw, "roles", "roles")),
-            members=self.members(self.sub(raw, "members", "members")),
+            members=self.members(self.sub(raw, "members", "members")) if "members" in raw else None,
             canaries=self.canaries(raw["canaries"]),
             embedded=self.embedded(raw["embedded"]) if "embedded" in raw else None,
             fuzz=self.fuzz(raw["fuzz"]) if "fuzz" in raw else FuzzConfig(),
+            principals=self.principals(raw["principals"]) if declared else (),
         )
+
+    def principals(self, raw: Any) -> tuple[PrincipalConfig, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("[[principals]]", "must declare at least one principal")
+        out: list[PrincipalConfig] = []
+        for n, entry in enumerate(raw):
+            where = f"principals[{n}]"
+            if not isinstance(entry, dict):
+                raise self.fail(where, "must be a table")
+            self.table(entry, where, {"name", "org"}, frozenset({"role", "headers", "login"}))
+            if ("headers" in entry) == ("login" in entry):
+                raise self.fail(where, "must have exactly one of headers or login")
+            headers = entry.get("headers", {})
+            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                raise self.fail(f"{where}.headers", "must be a table of strings")
+            login = entry.get("login")
+            if login is not None:
+                if not isinstance(login, dict):
+                    raise self.fail(f"{where}.login", "must be a table")
+                self.table(login, f"{where}.login", {"request", "body", "token"}, frozenset({"header", "prefix"}))
+                self.operation(login, "request", f"{where}.login")
+                self.body(login, "body", f"{where}.login")
+            role = entry.get("role")
+            if role is not None and not isinstance(role, str):
+                raise self.fail(f"{where}.role", f"must be a role name, got {role!r}")
+            out.append(
+                PrincipalConfig(
+                    name=self.text(entry, "name", where),
+                    org=self.text(entry, "org", where),
+                    role=role,
+                    headers=dict(headers),
+                    login=dict(login) if login else None,
+                )
+            )
+        return tuple(out)
 
     def pages(self, raw: dict[str, Any]) -> PagesConfig:
         self.table(raw, "[pages]", {"dashboard", "sign_in", "dashboard_landmark", "denied_landmark"})
@@ -246,15 +300,15 @@ class _Reader:
         )
 
     def roles(self, raw: dict[str, Any]) -> RolesConfig:
-        self.table(raw, "[roles]", {"list", "name", "permissions", "seeded", "read_only"})
+        self.table(raw, "[roles]", {"seeded", "read_only"}, frozenset({"list", "name", "permissions"}))
         seeded = self.texts(raw, "seeded", "roles")
         read_only = self.texts(raw, "read_only", "roles")
         if unknown := sorted(set(read_only) - set(seeded)):
             raise self.fail("roles.read_only", f"names roles that are not seeded: {', '.join(unknown)}")
         return RolesConfig(
-            list=self.path(raw, "list", "roles"),
-            name=self.text(raw, "name", "roles"),
-            permissions=self.text(raw, "permissions", "roles"),
+            list=self.path(raw, "list", "roles") if "list" in raw else None,
+            name=self.text(raw, "name", "roles") if "name" in raw else "name",
+            permissions=self.text(raw, "permissions", "roles") if "permissions" in raw else "permissions",
             seeded=seeded,
             read_only=read_only,
         )

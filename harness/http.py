@@ -88,6 +88,13 @@ class Caller:
         self.headers = dict(headers or {})
         self._client = httpx.Client(base_url=base_url, headers=self.headers, timeout=REQUEST_TIMEOUT)
 
+    def present(self, headers: dict[str, str]) -> None:
+        """Present other credentials from now on (e.g. a freshly minted session token)."""
+        for key in self.headers:
+            self._client.headers.pop(key, None)
+        self.headers = dict(headers)
+        self._client.headers.update(headers)
+
     def close(self) -> None:
         """Release the connection pool."""
         self._client.close()

@@ -8,30 +8,28 @@ import pytest
 from playwright.sync_api import Browser
 
 from harness.browser import visit
-from harness.config import TargetConfig
+from harness.config import PagesConfig
 from harness.evidence import Evidence
-from harness.issuer import Issuer
 from harness.target import Target
 from harness.world import World
 
 
-def _landmarks(config: TargetConfig) -> dict[str, str]:
-    return {"dashboard": config.pages.dashboard_landmark, "access-denied": config.pages.denied_landmark}
+def _landmarks(pages: PagesConfig) -> dict[str, str]:
+    return {"dashboard": pages.dashboard_landmark, "access-denied": pages.denied_landmark}
 
 
 @pytest.mark.decides("M1")
 def test_owner_opens_dashboard_without_a_loop(
-    target: Target, world: World, issuer: Issuer, chromium: Browser, evidence: Evidence, report_dir: Path
+    target: Target, world: World, pages: PagesConfig, chromium: Browser, evidence: Evidence, report_dir: Path
 ) -> None:
     """The organisation's owner, signed in, opens the dashboard: it renders and settles, with no redirect loop."""
-    pages = target.config.pages
     owner = world.org("org1").owner
     trace = report_dir / "traces" / "m1-owner-dashboard.zip"
     seen = visit(
         chromium,
         target.base_url + pages.dashboard,
         cookies=owner.credentials.cookies(),
-        landmarks=_landmarks(target.config),
+        landmarks=_landmarks(pages),
         trace_path=trace,
     )
     evidence.add(f"{owner.name} opened {pages.dashboard}: {seen.trail()}")
@@ -48,10 +46,9 @@ def test_owner_opens_dashboard_without_a_loop(
 
 @pytest.mark.decides("O2")
 def test_user_without_access_sees_error_page_not_sign_in(
-    target: Target, world: World, issuer: Issuer, chromium: Browser, evidence: Evidence, report_dir: Path
+    target: Target, world: World, pages: PagesConfig, chromium: Browser, evidence: Evidence, report_dir: Path
 ) -> None:
     """A signed-in member without access to the dashboard sees the access-denied page and is never sent to sign-in."""
-    pages = target.config.pages
     member = world.org("org1").member_without_role
     assert member is not None, world.incomplete()
     trace = report_dir / "traces" / "o2-denied-dashboard.zip"
@@ -59,7 +56,7 @@ def test_user_without_access_sees_error_page_not_sign_in(
         chromium,
         target.base_url + pages.dashboard,
         cookies=member.credentials.cookies(),
-        landmarks=_landmarks(target.config),
+        landmarks=_landmarks(pages),
         trace_path=trace,
     )
     evidence.add(f"{member.name} opened {pages.dashboard}: {seen.trail()}")

@@ -41,7 +41,7 @@ def _coverage(fuzzed: FuzzResult) -> list[dict[str, object]]:
 def test_role_matrix_holds_on_every_operation(fuzzed: FuzzResult, world: World, evidence: Evidence) -> None:
     """Anonymous is refused (401) but on public operations, a member with no role (403) but on those about
     the caller alone, a read-only role on every mutating operation."""
-    assert all(o.member_without_role for o in world.orgs.values()), world.incomplete()
+    assert not world.problems, world.incomplete()
     _conclude(fuzzed, "M3", evidence, "every principal without the permission was refused, on every operation")
 
 
@@ -49,7 +49,7 @@ def test_role_matrix_holds_on_every_operation(fuzzed: FuzzResult, world: World, 
 def test_no_principal_reaches_another_org(fuzzed: FuzzResult, world: World, evidence: Evidence) -> None:
     """No principal reads, lists, changes or detects another organisation's records, by id, by reference,
     by a privileged body field or by an org-switching header; every canary is unchanged afterwards."""
-    assert all(o.canaries for o in world.orgs.values()), world.incomplete()
+    assert not world.problems, world.incomplete()
     evidence.attach("coverage", _coverage(fuzzed))
     assert not fuzzed.unexercised, f"operations never exercised: {', '.join(fuzzed.unexercised)}"
     _conclude(fuzzed, "M4", evidence, "no cross-org read, write, reference or existence leak; canaries unchanged")
@@ -58,7 +58,7 @@ def test_no_principal_reaches_another_org(fuzzed: FuzzResult, world: World, evid
 @pytest.mark.decides("I3")
 def test_org_scoping_keeps_queries_working(fuzzed: FuzzResult, world: World, evidence: Evidence) -> None:
     """Each organisation's admin succeeds on every operation on its own data, while no cross-org access succeeds."""
-    assert all(o.scratch for o in world.orgs.values()), world.incomplete()
+    assert not world.problems, world.incomplete()
     _conclude(fuzzed, "I3", evidence, "every operation works on the caller's own data; none crosses organisations")
 
 

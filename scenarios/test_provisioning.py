@@ -6,25 +6,25 @@ import random
 
 import pytest
 
+from harness.config import IdentityConfig
 from harness.evidence import Evidence
 from harness.http import Caller, Exchange, leaks_in, lookup
 from harness.issuer import ActiveOrg, Issuer, clerk_id
 from harness.target import Target
 
 
-def _first_login(target: Target, issuer: Issuer, sub: str, org: ActiveOrg | None) -> Exchange:
+def _first_login(target: Target, identity: IdentityConfig, issuer: Issuer, sub: str, org: ActiveOrg | None) -> Exchange:
     with Caller(target.base_url, issuer.mint(sub, org=org).headers, name=sub) as caller:
-        return caller.call("GET", target.config.identity.me)
+        return caller.call("GET", identity.me)
 
 
 @pytest.mark.decides("M2")
 def test_first_user_of_a_new_org_is_admin(
-    target: Target, issuer: Issuer, harness_seed: int, evidence: Evidence
+    target: Target, identity: IdentityConfig, issuer: Issuer, harness_seed: int, evidence: Evidence
 ) -> None:
     """A brand-new user's first request lands in their Personal Workspace as Admin, as does a new org's first user."""
-    identity = target.config.identity
     rng = random.Random(f"M2-{harness_seed}")
-    personal = _first_login(target, issuer, clerk_id("user", rng), None)
+    personal = _first_login(target, identity, issuer, clerk_id("user", rng), None)
     evidence.add(personal.line())
     assert personal.ok, f"first request failed: {personal.line()}  repro: {personal.curl}"
     name = lookup(personal.json(), identity.org_name)
@@ -33,7 +33,7 @@ def test_first_user_of_a_new_org_is_admin(
     assert isinstance(roles, list) and identity.admin_role in roles, (
         f"first user of the new {name!r} has roles {roles!r}, not {identity.admin_role}  repro: {personal.curl}"
     )
-    named = _first_login(target, issuer, clerk_id("user", rng), ActiveOrg(clerk_id("org", rng), "m2-new-org"))
+    named = _first_login(target, identity, issuer, clerk_id("user", rng), ActiveOrg(clerk_id("org", rng), "m2-new-org"))
     evidence.add(named.line())
     roles = lookup(named.json(), identity.roles)
     assert named.ok and isinstance(roles, list) and identity.admin_role in roles, (
@@ -44,16 +44,19 @@ def test_first_user_of_a_new_org_is_admin(
 
 @pytest.mark.decides("O1")
 def test_first_login_with_clerk_ids_resolves_roles(
-    target: Target, issuer: Issuer, harness_seed: int, evidence: Evidence
+    target: Target, identity: IdentityConfig, issuer: Issuer, harness_seed: int, evidence: Evidence
 ) -> None:
     """First logins with Clerk-shaped ids (`user_2...`, `org_2...`) resolve identity and roles: no 5xx, no SQL text."""
-    identity = target.config.identity
     rng = random.Random(f"O1-{harness_seed}")
     problems = []
     for org in (None, ActiveOrg(clerk_id("org", rng), "o1-org")):
         sub = clerk_id("user", rng)
         with Caller(target.base_url, issuer.mint(sub, org=org).headers, name=sub) as caller:
-            for path in (identity.me, identity.me, target.config.roles.list):  # first login, then a return visit
+            for path in (
+                identity.me,
+                identity.me,
+                *([target.config.roles.list] if target.config.roles.list else []),
+            ):  # first login, then a return visit
                 seen = caller.call("GET", path)
                 evidence.add(f"{sub} ({'org ' + org.id if org else 'no org claim'}): {seen.line()}")
                 if seen.status >= 500:

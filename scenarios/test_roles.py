@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from harness.config import IdentityConfig
 from harness.evidence import Evidence
 from harness.http import Caller, lookup
 from harness.issuer import Issuer, clerk_id
@@ -13,13 +14,15 @@ from harness.target import Target
 
 
 @pytest.mark.decides("O3")
-def test_fresh_deploy_has_seeded_roles(target: Target, issuer: Issuer, harness_seed: int, evidence: Evidence) -> None:
+def test_fresh_deploy_has_seeded_roles(
+    target: Target, identity: IdentityConfig, roles_list: str, issuer: Issuer, harness_seed: int, evidence: Evidence
+) -> None:
     """A fresh deploy has Admin, Member and Viewer, each with its permissions, as the roles API lists them."""
     roles_config = target.config.roles
     sub = clerk_id("user", random.Random(f"O3-{harness_seed}"))
     with Caller(target.base_url, issuer.mint(sub).headers) as caller:
-        caller.call("GET", target.config.identity.me)  # first login: the caller's own workspace
-        listed = caller.call("GET", roles_config.list)
+        caller.call("GET", identity.me)  # first login: the caller's own workspace
+        listed = caller.call("GET", roles_list)
     evidence.add(listed.line())
     assert listed.ok and isinstance(listed.json(), list), f"roles not listed: {listed.line()}  repro: {listed.curl}"
     found = {lookup(r, roles_config.name): lookup(r, roles_config.permissions) for r in listed.json()}

@@ -65,7 +65,7 @@ def _uuid_fk(name: str, target: str, *, ondelete: str = "CASCADE", nullable: boo
 
 
 def upgrade() -> None:
-    """Create every table, force row-level security on the business table, seed the governance roles."""
+    """Create every table and seed the governance roles (row-level security comes in 0003)."""
     op.create_table("sys_user", _id(), _created_at())
     op.create_table(
         "sys_external_identity",
@@ -142,22 +142,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     op.create_index("ix_crm_contacts_org_id", "crm_contacts", ["org_id"])
-    _force_row_level_security("crm_contacts")
     if not context.config.attributes.get("skip_role_seed", False):
         _seed_governance()
-
-
-def _force_row_level_security(table: str) -> None:
-    # Defence in depth behind the base repository: a connection that is not a superuser (nor BYPASSRLS)
-    # sees and writes only rows of the organisation the request bound with set_config('app.org_id', ...).
-    # FORCE makes the policy bind the table's owner too, which is the role the app usually connects as.
-    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-    op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY {table}_org_isolation ON {table} "
-        "USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid) "
-        "WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)"
-    )
 
 
 def _seed_governance() -> None:

@@ -1,0 +1,85 @@
+"""The harness on a target it has never seen: another app, other paths, API keys and a login, configured by
+file only. It finds the leak planted in it, and answers YES once the leak is gone."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.targets.ledger_app import create_ledger_app
+
+CONFIG = Path(__file__).parent / "targets" / "ledger.toml"
+
+
+@contextmanager
+def _serving(*, leaky: bool) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_ledger_app(leaky=leaky), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/v2/status", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _fuzz(base: str, report_dir: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(CONFIG), "--seed", "7",
+         "--report-dir", str(report_dir), "-k", "fuzz"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    path = report_dir / "report.json"
+    assert path.exists(), done.stdout + done.stderr
+    report: dict[str, object] = json.loads(path.read_text())
+    return report
+
+
+def _check(report: dict[str, object], check_id: str) -> dict[str, object]:
+    checks = report["checks"]
+    assert isinstance(checks, list)
+    found: dict[str, object] = next(c for c in checks if c["id"] == check_id)
+    return found
+
+
+@pytest.mark.parametrize("leaky", [True, False], ids=["leak-planted", "leak-fixed"])
+def test_planted_leak_is_found_and_only_it(tmp_path: Path, leaky: bool) -> None:
+    with _serving(leaky=leaky) as base:
+        report = _fuzz(base, tmp_path)
+    m4, m3 = _check(report, "M4"), _check(report, "M3")
+    assert m3["answer"] == "YES", m3  # owners write, auditors are refused every write, anonymous every call
+    if leaky:
+        assert m4["answer"] == "NO"
+        evidence = "\n".join(map(str, m4["evidence"]))  # type: ignore[call-overload]
+        assert "GET /v2/ledgers/{ledger_id}" in evidence and "CrossOrgRead" in evidence, evidence
+        assert "PUT /v2/ledgers/{ledger_id}: answered" not in evidence  # no finding where the app is right
+    else:
+        assert m4["answer"] == "YES", m4
+        assert _check(report, "I3")["answer"] == "YES"  # every owner succeeds on its own ledgers
+    coverage = report["coverage"]
+    assert isinstance(coverage, list)
+    assert {row["principal"] for row in coverage} >= {"north owner", "north auditor", "south auditor", "anonymous"}
