@@ -34,10 +34,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _migrate(settings: Settings) -> None:
-    from app.migrations import upgrade  # imported late: Alembic is only needed when migrating
+class MigrationFailed(Exception):
+    """The database cannot be migrated; the message is one line."""
 
-    upgrade(settings.database_url, faults=settings.app_faults)
+
+def _migrate(settings: Settings) -> None:
+    # imported late: Alembic is only needed when migrating
+    from app.migrations import upgrade
+    from app.migrations.roles import AppRoleRefused
+
+    try:
+        upgrade(settings.database_url, app_role=settings.database_app_role, faults=settings.app_faults)
+    except SQLAlchemyError as exc:
+        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        raise MigrationFailed(f"cannot migrate the database at DATABASE_URL: {first_line}") from exc
+    except AppRoleRefused as exc:
+        raise MigrationFailed(f"DATABASE_APP_ROLE: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,9 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         _migrate(settings)
-    except SQLAlchemyError as exc:
-        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-        print(f"error: cannot migrate the database at DATABASE_URL: {first_line}", file=sys.stderr)
+    except MigrationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATABASE
     if args.command == "migrate":
         log.info("database migrated")

@@ -1,31 +1,72 @@
-"""The database: one engine and one session factory per app, built by `create_app`, never at import time."""
+"""The database: one engine and one session factory per app, built by `create_app`, never at import time.
+
+The app connects with `DATABASE_URL` (the owner, which migrates) and serves as the app role: every new
+connection runs `SET ROLE <app role>` before it is used, and refuses to be used if that role would
+bypass row-level security. So the policies bind the app even when the URL names a superuser, as the
+embedded PostgreSQL's does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from psycopg import sql
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "sqlstate_of"]
+from app import tenancy
+
+__all__ = ["AppRoleBypassesRls", "Database", "sqlstate_of"]
 
 CONNECT_TIMEOUT_SECONDS = 10
+_ROLE_FLAGS = "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+
+
+class AppRoleBypassesRls(RuntimeError):
+    """The role a connection serves as would skip row-level security: the connection is not used."""
+
+
+def _engine(url: str, *, pool_size: int) -> Engine:
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "iam-app"},
+    )
+
+
+def _serve_as(engine: Engine, role: str) -> None:
+    """Make every new connection of `engine` assume `role`, for the whole life of the connection."""
+
+    def assume_role(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            cursor.execute(_ROLE_FLAGS)
+            bypasses = cursor.fetchone()
+        # Committed, so that the pool's rollback on check-in cannot undo the SET ROLE.
+        dbapi_connection.commit()
+        if bypasses is None or bypasses[0]:
+            # Fail closed: serving as a role that skips row-level security would silently drop the second wall.
+            raise AppRoleBypassesRls(f"the app role {role!r} bypasses row-level security; refusing to serve")
+
+    event.listen(engine, "connect", assume_role)
 
 
 class Database:
-    """An engine and its session factory, for one PostgreSQL database."""
+    """The serving engine (as the app role) and its session factory, for one PostgreSQL database."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.engine: Engine = create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "iam-app"},
-        )
+    def __init__(self, url: str, *, app_role: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: Engine = _engine(url, pool_size=pool_size)
+        _serve_as(self.engine, app_role)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        tenancy.install(self._sessions)
+        self._owner_engine: Engine | None = None
+        self._owner: sessionmaker[Session] | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -33,18 +74,35 @@ class Database:
         with self._sessions() as session:
             yield session
 
+    @contextmanager
+    def owner_session(self) -> Iterator[Session]:
+        """A session as `DATABASE_URL`'s own role, without the app role: what a reporting job would use.
+
+        Only fault switches use it, to bring back bugs in which a query escapes row-level security by
+        running on the migration owner's connection. It escapes wherever that role bypasses row-level
+        security (a superuser such as the embedded server's, or a BYPASSRLS role); a plain owner is bound
+        by `FORCE ROW LEVEL SECURITY` like the app role.
+        """
+        if self._owner is None:
+            self._owner_engine = _engine(self.url, pool_size=2)
+            self._owner = sessionmaker(self._owner_engine, expire_on_commit=False, autoflush=False)
+        with self._owner() as session:
+            yield session
+
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except SQLAlchemyError:
+        except (SQLAlchemyError, AppRoleBypassesRls):
             return False
         return True
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._owner_engine is not None:
+            self._owner_engine.dispose()
 
 
 def sqlstate_of(exc: BaseException) -> str | None:

@@ -18,6 +18,7 @@ from harness.errors import ConfigError
 
 __all__ = [
     "CanaryConfig",
+    "DatabaseConfig",
     "EmbeddedConfig",
     "FuzzConfig",
     "IdentityConfig",
@@ -122,6 +123,16 @@ class PrincipalConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """How the harness may read the target's database (check C2), and which tables are not tenant data."""
+
+    global_tables: frozenset[str]
+    org_table: str
+    org_column: str
+    url: str | None  # None: the embedded target's own database, or none for a remote target
+
+
+@dataclass(frozen=True)
 class EmbeddedConfig:
     """How to start the target locally: command line and environment, both templated."""
 
@@ -145,6 +156,7 @@ class TargetConfig:
     embedded: EmbeddedConfig | None
     fuzz: FuzzConfig = FuzzConfig()
     principals: tuple[PrincipalConfig, ...] = ()
+    database: DatabaseConfig | None = None
 
     @property
     def admin_role(self) -> str:
@@ -225,7 +237,7 @@ class _Reader:
         declared = "principals" in raw
         # Without declared principals the world is built through Clerk flows, which need these sections.
         required = {"target", "roles", "canaries"} | (set() if declared else {"identity", "members"})
-        optional = frozenset({"embedded", "fuzz", "pages", "principals", "identity", "members"})
+        optional = frozenset({"embedded", "fuzz", "pages", "principals", "identity", "members", "database"})
         self.table(raw, "the file", required, optional)
         t = self.sub(raw, "target", "target")
         self.table(t, "[target]", {"schema", "health"}, frozenset({"issuer"}))
@@ -245,6 +257,16 @@ class _Reader:
             embedded=self.embedded(raw["embedded"]) if "embedded" in raw else None,
             fuzz=self.fuzz(raw["fuzz"]) if "fuzz" in raw else FuzzConfig(),
             principals=self.principals(raw["principals"]) if declared else (),
+            database=self.database(self.sub(raw, "database", "database")) if "database" in raw else None,
+        )
+
+    def database(self, raw: dict[str, Any]) -> DatabaseConfig:
+        self.table(raw, "[database]", {"global_tables", "org_table", "org_column"}, frozenset({"url"}))
+        return DatabaseConfig(
+            global_tables=frozenset(self.texts(raw, "global_tables", "database")),
+            org_table=self.text(raw, "org_table", "database"),
+            org_column=self.text(raw, "org_column", "database"),
+            url=self.text(raw, "url", "database") if "url" in raw else None,
         )
 
     def principals(self, raw: Any) -> tuple[PrincipalConfig, ...]:

@@ -45,7 +45,25 @@ def markdown(report: Report) -> str:
         if len(c.evidence) > MAX_DETAIL_LINES:
             out.append(f"- ... {len(c.evidence) - MAX_DETAIL_LINES} more lines in report.json")
         out.append("")
+    out += _coverage(report)
     return "\n".join(out)
+
+
+def _coverage(report: Report) -> list[str]:
+    """Operations x principals: how many requests each pair was exercised with, or why not."""
+    rows = report.extra.get("coverage")
+    if not isinstance(rows, list) or not rows:
+        return []
+    principals = sorted({str(r["principal"]) for r in rows})
+    cells: dict[str, dict[str, str]] = {}
+    for r in rows:
+        text = str(r["requests"]) if r["requests"] else f"not exercised: {r['note'] or 'no reason recorded'}"
+        cells.setdefault(str(r["operation"]), {})[str(r["principal"])] = text
+    out = ["## Coverage: requests per operation and principal", ""]
+    out += ["| operation | " + " | ".join(principals) + " |", "|---" * (len(principals) + 1) + "|"]
+    for operation in sorted(cells):
+        out.append(f"| {operation} | " + " | ".join(cells[operation].get(p, "-") for p in principals) + " |")
+    return [*out, ""]
 
 
 def write_markdown(report: Report, path: Path) -> None:

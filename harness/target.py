@@ -38,6 +38,7 @@ class Target(Protocol):
 
     base_url: str
     config: TargetConfig
+    database_url: str | None  # where the harness may read the target's database (check C2), if anywhere
 
     @property
     def description(self) -> str:
@@ -82,6 +83,7 @@ class RemoteTarget:
     def __init__(self, base_url: str, config: TargetConfig) -> None:
         self.base_url = base_url.rstrip("/")
         self.config = config
+        self.database_url = config.database.url if config.database else None
 
     @property
     def description(self) -> str:
@@ -112,6 +114,7 @@ class EmbeddedTarget:
         self.log_path = log_path
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.database_url: str | None = None
 
     @property
     def description(self) -> str:
@@ -123,6 +126,7 @@ class EmbeddedTarget:
         """Start PostgreSQL and the app; stop both when done, on error and on Ctrl-C alike."""
         assert self.config.embedded is not None
         with server_url(os.environ.get("DATABASE_URL")) as server, fresh_database(server) as database_url:
+            self.database_url = database_url
             values = {
                 "python": sys.executable,
                 "host": "127.0.0.1",

@@ -4,6 +4,10 @@ A first login provisions what is missing in one transaction, and safely when req
 insert is `INSERT ... ON CONFLICT DO NOTHING` against a unique constraint, so the loser of a race waits
 for the winner's commit, inserts nothing, and reads the winner's rows. Exactly one user, one identity,
 one Personal Workspace (or one organisation per Clerk org id) can ever exist.
+
+Row-level security binds this code too: it reads the caller's own memberships through the `own_rows`
+policy (`app.current_user`, set once the user is known), and writes a new organisation's first member
+while the transaction acts for that organisation only.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app import tenancy
 from app.auth.token import OrgClaim, SessionClaims
 from app.models import CLERK, ExternalIdentity, Membership, Organisation, Role, User, UserRole
 
@@ -72,6 +77,7 @@ def resolve_identity(session: Session, claims: SessionClaims, *, first_user_role
 def provision(session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE) -> Identity:
     """Resolve the caller within the current transaction, creating what a first login needs; no commit."""
     user_id = ensure_user(session, claims.subject)
+    tenancy.bind_user(session, user_id)
     if claims.org is not None:
         org, created = _claimed_organisation(session, claims.org)
     else:
@@ -169,6 +175,9 @@ def _is_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
 
 
 def _add_first_member(session: Session, org_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+    # The organisation was created in this very transaction: acting for it here lets row-level security
+    # accept its first membership and role, and nothing else.
+    tenancy.bind_org_once(session, org_id)
     session.execute(
         insert(Membership)
         .values(id=uuid.uuid4(), org_id=org_id, user_id=user_id)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from harness.checks import CATALOGUE
+
 CONFTEST = '''
 import pytest
 
@@ -96,7 +98,7 @@ def test_report_decides_from_outcomes(pytester: pytest.Pytester, workers: list[s
 
 def test_all_yes_exits_zero(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(CONFTEST)
-    checks = ["M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4"]
+    checks = [c.id for c in CATALOGUE]
     body = "".join(
         f"@pytest.mark.decides({c!r})\ndef test_{c}(evidence):\n    evidence.add('seen {c}')\n\n\n" for c in checks
     )

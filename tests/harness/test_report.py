@@ -63,7 +63,7 @@ def test_catalogue_entries_are_complete() -> None:
     ids = [c.id for c in CATALOGUE]
     assert len(ids) == len(set(ids))
     assert {"M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4"} <= set(ids)
-    assert all(c.question and c.kind in {"measure", "obstacle"} for c in CATALOGUE)
+    assert all(c.question and c.kind in {"measure", "obstacle", "factor", "investigation"} for c in CATALOGUE)
 
 
 def test_terminal_table_keeps_brackets() -> None:

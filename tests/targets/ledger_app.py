@@ -4,7 +4,6 @@
 (No `from __future__ import annotations` here: FastAPI resolves the dependency aliases defined in the factory.)
 """
 
-
 import secrets
 import uuid
 from typing import Annotated, Any
