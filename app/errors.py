@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -135,22 +136,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body(error), status_code=exc.status_code, headers=exc.headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the JSON answers for every expected refusal, and the boundary for everything else."""
+def install_error_handlers(app: FastAPI, *, leak_database_errors: bool = False) -> None:
+    """Register the JSON answers for every expected refusal, and the boundary for everything else.
+
+    `leak_database_errors` is the `sql_error_leaks` fault switch: a database error's text (the statement
+    included) goes into the 500's body.
+    """
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(InvalidToken, _invalid_token)
     app.add_exception_handler(NotAMember, _not_a_member)
     app.add_exception_handler(UnknownRoles, _unknown_roles)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(ErrorBoundary)
+    app.add_middleware(ErrorBoundary, leak_database_errors=leak_database_errors)
 
 
 class ErrorBoundary:
     """ASGI middleware: gives each request an id, and turns any unhandled exception into the generic 500."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, leak_database_errors: bool = False) -> None:
         self.app = app
+        self.leak_database_errors = leak_database_errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,7 +181,10 @@ class ErrorBoundary:
             log_exception(exc, message="unhandled error", method=scope.get("method"), path=scope.get("path"))
             if started:  # too late for a clean answer; the server closes the connection
                 raise
-            response = JSONResponse(_body("internal_error", request_id=request_id), status_code=500)
+            details: dict[str, Any] = {"request_id": request_id}
+            if self.leak_database_errors and isinstance(exc, DBAPIError):
+                details["detail"] = str(exc)  # the fault: the database's message and statement, to the client
+            response = JSONResponse(_body("internal_error", **details), status_code=500)
             await response(scope, receive, send_with_id)
         finally:
             _request_id.reset(token)

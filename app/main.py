@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api.deps import Services
 from app.api.routes import api_router
 from app.auth.policy import PolicyEngine
 from app.auth.token import TokenVerifier
@@ -18,6 +17,7 @@ from app.errors import install_error_handlers
 from app.faults import Fault
 from app.pages import router as pages_router
 from app.pages import template_environment
+from app.services import Services
 
 __all__ = ["create_app"]
 
@@ -28,13 +28,16 @@ def create_app(settings: Settings) -> FastAPI:
     """The app for `settings`: API, pages, error handling; the database engine is disposed on shutdown."""
     services = Services(
         settings=settings,
-        database=Database(settings.database_url),
+        database=Database(settings.database_url, app_role=settings.database_app_role),
         verifier=TokenVerifier(
             public_key_pem=settings.clerk_jwt_key,
             issuer=settings.clerk_issuer,
             authorized_parties=settings.clerk_authorized_parties,
         ),
-        policy=PolicyEngine(default_allow=settings.has(Fault.DEFAULT_ALLOW)),
+        policy=PolicyEngine(
+            default_allow=settings.has(Fault.DEFAULT_ALLOW),
+            viewer_can_write=settings.has(Fault.VIEWER_CAN_WRITE),
+        ),
         templates=template_environment(),
     )
 
@@ -56,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    install_error_handlers(app)
+    install_error_handlers(app, leak_database_errors=settings.has(Fault.SQL_ERROR_LEAKS))
     app.include_router(api_router)
     app.include_router(pages_router)
     return app

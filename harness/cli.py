@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="seed for every random choice (default: a new one, printed)"
     )
     run.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default: reports)")
+    run.add_argument("--workers", type=int, default=0, help="run scenarios in N parallel processes (pytest-xdist)")
     run.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
     return parser
@@ -85,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         "-p", "harness.plugin",
         "-p", "fixtures.plugin",
         "-p", "no:cacheprovider",
+        "-p", "no:benchmark",
         f"--rootdir={_scenarios_dir().parent}",
         f"--target={args.target}",
         f"--faults={','.join(faults)}",
@@ -98,6 +100,10 @@ def _run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.config:
         pytest_args.append(f"--target-config={config_path}")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
+    if args.workers:
+        pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     started = time.monotonic()

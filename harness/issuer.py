@@ -64,12 +64,33 @@ class SessionToken:
 class Issuer:
     """Holds a signing key and mints Clerk v2 session tokens with it."""
 
-    def __init__(self, *, issuer_url: str, authorized_party: str, rng: random.Random) -> None:
+    def __init__(
+        self,
+        *,
+        issuer_url: str,
+        authorized_party: str,
+        rng: random.Random,
+        private_pem: str | None = None,
+        kid: str | None = None,
+    ) -> None:
         self.issuer_url = issuer_url
         self.authorized_party = authorized_party
         self._rng = rng
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = "ins_" + "".join(rng.choice(_ALPHABET) for _ in range(27))
+        if private_pem is None:
+            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            loaded = serialization.load_pem_private_key(private_pem.encode(), password=None)
+            if not isinstance(loaded, rsa.RSAPrivateKey):
+                raise ValueError("the issuer's key must be an RSA private key")
+            self._key = loaded
+        self.kid = kid or "ins_" + "".join(rng.choice(_ALPHABET) for _ in range(27))
+
+    @property
+    def private_pem(self) -> str:
+        """The signing key, so that parallel workers of one run sign with the same key the target trusts."""
+        return self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
     @property
     def public_pem(self) -> str:

@@ -11,6 +11,7 @@ import json
 import random
 import secrets
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,18 @@ from harness.evidence import Evidence
 from harness.issuer import Issuer
 from harness.render import print_table, write_markdown
 from harness.report import Answer, Report, ScenarioOutcome, decide, write_json
+from harness.share import dump_issuer, dump_target, load_issuer, load_target
 from harness.target import EmbeddedTarget, RemoteTarget, Target, origin_of
 from harness.targets import default_config_path, parse_faults
 
-__all__ = ["RunState"]
+__all__ = ["RUNNING_KEY", "RunState", "run_seed"]
 
 _OUTCOME = "iam_outcome"
 _EVIDENCE_KEY = pytest.StashKey[Evidence]()
 _STATE_KEY = pytest.StashKey["RunState"]()
+RUNNING_KEY = pytest.StashKey["tuple[Target, Issuer] | None"]()  # the controller's running target, in a parallel run
+SHARED_INPUT = "iam_harness"
+SEED_INPUT = "iam_harness_seed"
 _FAILURE_CHARS = 600
 
 
@@ -64,12 +69,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "decides(*check_ids): the checks (M1, O2, ...) this scenario decides")
     seed = config.getoption("--seed")
+    workerinput = getattr(config, "workerinput", None)
+    if seed is None and isinstance(workerinput, dict) and SEED_INPUT in workerinput:
+        seed = int(workerinput[SEED_INPUT])  # a worker of a parallel run takes the controller's seed
     if seed is None:
         seed = secrets.randbelow(2**31)
     report_dir = config.getoption("--report-dir")
     state = RunState(seed=seed, report_dir=Path(report_dir) if report_dir else None)
     config.stash[_STATE_KEY] = state
     config.pluginmanager.register(_Recorder(state), "iam-harness-recorder")
+    if _is_parallel_controller(config):
+        config.pluginmanager.register(_Controller(config), "iam-harness-controller")
+
+
+def _is_parallel_controller(config: pytest.Config) -> bool:
+    workers = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
+    return bool(workers) and not hasattr(config, "workerinput")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -78,6 +93,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def _state(config: pytest.Config) -> RunState:
     return config.stash[_STATE_KEY]
+
+
+def run_seed(config: pytest.Config) -> int:
+    """The run's seed (given, or chosen and printed at the start)."""
+    return _state(config).seed
 
 
 @pytest.fixture(scope="session")
@@ -92,55 +112,106 @@ def harness_rng(harness_seed: int) -> random.Random:
     return random.Random(harness_seed)
 
 
+def _load_target_config(config: pytest.Config) -> TargetConfig:
+    path = config.getoption("--target-config")
+    return load_config(Path(path) if path else default_config_path())
+
+
 @pytest.fixture(scope="session")
 def target_config(pytestconfig: pytest.Config) -> TargetConfig:
     """The target's config file, validated."""
-    path = pytestconfig.getoption("--target-config")
     try:
-        return load_config(Path(path) if path else default_config_path())
+        return _load_target_config(pytestconfig)
     except HarnessError as exc:
         _record_error(pytestconfig, exc)
         raise
 
 
-@pytest.fixture(scope="session")
-def _planned_target(pytestconfig: pytest.Config, target_config: TargetConfig) -> EmbeddedTarget | RemoteTarget:
-    where = pytestconfig.getoption("--target")
-    state = _state(pytestconfig)
-    try:
-        if where == "embedded":
-            log_dir = state.report_dir or Path(pytestconfig.rootpath) / "reports"
-            faults = parse_faults(pytestconfig.getoption("--faults"))
-            return EmbeddedTarget(target_config, faults=faults, log_path=log_dir / "app.log")
-        return RemoteTarget(where, target_config)
-    except HarnessError as exc:
-        _record_error(pytestconfig, exc)
-        raise
-
-
-@pytest.fixture(scope="session")
-def issuer(_planned_target: EmbeddedTarget | RemoteTarget, harness_rng: random.Random) -> Issuer:
-    """The Clerk-shaped issuer whose key the target trusts."""
-    return Issuer(
-        issuer_url=_planned_target.config.issuer,
-        authorized_party=origin_of(_planned_target.base_url),
-        rng=harness_rng,
+@contextmanager
+def _launch(config: pytest.Config, target_config: TargetConfig) -> Iterator[tuple[Target, Issuer]]:
+    """Plan the target, make the issuer it will trust, start the target; stop it when the block ends."""
+    state = _state(config)
+    where = config.getoption("--target")
+    planned: EmbeddedTarget | RemoteTarget
+    if where == "embedded":
+        log_dir = state.report_dir or Path(config.rootpath) / "reports"
+        planned = EmbeddedTarget(
+            target_config, faults=parse_faults(config.getoption("--faults")), log_path=log_dir / "app.log"
+        )
+    else:
+        planned = RemoteTarget(where, target_config)
+    issuer = Issuer(
+        issuer_url=target_config.issuer, authorized_party=origin_of(planned.base_url), rng=random.Random(state.seed)
     )
+    state.target = planned.description
+    with planned.running(issuer) as running:
+        yield running, issuer
+
+
+def _shared(config: pytest.Config) -> dict[str, Any] | None:
+    """On a worker of a parallel run: what the controller handed over."""
+    workerinput = getattr(config, "workerinput", None)
+    raw = workerinput.get(SHARED_INPUT) if isinstance(workerinput, dict) else None
+    return json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="session")
-def target(
-    pytestconfig: pytest.Config, _planned_target: EmbeddedTarget | RemoteTarget, issuer: Issuer
-) -> Iterator[Target]:
-    """The running target; stopped at the end of the run."""
-    state = _state(pytestconfig)
-    state.target = _planned_target.description
+def _harness_run(pytestconfig: pytest.Config, target_config: TargetConfig) -> Iterator[tuple[Target, Issuer]]:
+    shared = _shared(pytestconfig)
     try:
-        with _planned_target.running(issuer) as running:
-            yield running
+        if shared is not None:
+            if shared.get("error"):
+                raise HarnessError(shared["error"])
+            issuer = load_issuer(shared["issuer"], _state(pytestconfig).seed)
+            yield load_target(shared["target"], target_config), issuer
+            return
+        with _launch(pytestconfig, target_config) as (running, issuer):
+            yield running, issuer
     except HarnessError as exc:
         _record_error(pytestconfig, exc)
         raise
+
+
+@pytest.fixture(scope="session")
+def issuer(_harness_run: tuple[Target, Issuer]) -> Issuer:
+    """The Clerk-shaped issuer whose key the target trusts."""
+    return _harness_run[1]
+
+
+@pytest.fixture(scope="session")
+def target(_harness_run: tuple[Target, Issuer]) -> Target:
+    """The running target (the controller's, in a parallel run); stopped at the end of the run."""
+    return _harness_run[0]
+
+
+class _Controller:
+    """In a parallel run the controller starts the target once, hands it to every worker, and stops it."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.stack = ExitStack()
+        self.shared: dict[str, Any] = {}
+        self.running: tuple[Target, Issuer] | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        try:
+            self.running = self.stack.enter_context(_launch(self.config, _load_target_config(self.config)))
+            target, issuer = self.running
+            self.shared = {"target": dump_target(target), "issuer": dump_issuer(issuer)}
+        except HarnessError as exc:
+            _record_error(self.config, exc)
+            self.shared = {"error": str(exc)}
+        self.config.stash[RUNNING_KEY] = self.running
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[SHARED_INPUT] = json.dumps(self.shared)
+        node.workerinput[SEED_INPUT] = run_seed(self.config)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.stack.close()
 
 
 @pytest.fixture(scope="session")

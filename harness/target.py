@@ -25,7 +25,7 @@ from harness.errors import ConfigError, TargetUnreachable
 from harness.issuer import Issuer
 from harness.postgres import fresh_database, server_url
 
-__all__ = ["EmbeddedTarget", "RemoteTarget", "Target", "origin_of"]
+__all__ = ["EmbeddedTarget", "RemoteTarget", "SharedTarget", "Target", "origin_of"]
 
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -103,6 +103,48 @@ class RemoteTarget:
         return []
 
 
+class SharedTarget:
+    """A target another process of the same run started (the controller of a parallel run)."""
+
+    def __init__(
+        self, base_url: str, config: TargetConfig, database_url: str | None, description: str, log_path: str | None
+    ) -> None:
+        self.base_url = base_url
+        self.config = config
+        self.database_url = database_url
+        self._description = description
+        self.log_path = Path(log_path) if log_path else None
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    def log_offset(self) -> int:
+        return _log_size(self.log_path)
+
+    def server_errors(self, since: int) -> list[str]:
+        return _log_errors(self.log_path, since)
+
+
+def _log_size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path else 0
+    except OSError:
+        return 0
+
+
+def _log_errors(path: Path | None, since: int) -> list[str]:
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if any(word in line for word in _ERROR_WORDS)]
+
+
 class EmbeddedTarget:
     """A target the harness starts itself, per its config's `[embedded]` section."""
 
@@ -159,19 +201,10 @@ class EmbeddedTarget:
                     _stop(process)
 
     def log_offset(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
+        return _log_size(self.log_path)
 
     def server_errors(self, since: int) -> list[str]:
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(since)
-                text = log.read().decode("utf-8", "replace")
-        except OSError:
-            return []
-        return [line.strip() for line in text.splitlines() if any(word in line for word in _ERROR_WORDS)]
+        return _log_errors(self.log_path, since)
 
     def _tail(self, n: int) -> list[str]:
         try:

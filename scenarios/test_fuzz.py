@@ -12,6 +12,9 @@ from harness.world import World
 
 MAX_FINDINGS_SHOWN = 12
 
+# One fuzz run per run: in a parallel run every fuzz scenario goes to the same worker (`--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("fuzz")
+
 
 def _conclude(fuzzed: FuzzResult, check_id: str, evidence: Evidence, what: str) -> None:
     findings = fuzzed.by_check(check_id)

@@ -47,10 +47,10 @@ def _serving(*, leaky: bool) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _fuzz(base: str, report_dir: Path) -> dict[str, object]:
+def _fuzz(base: str, report_dir: Path, *extra: str) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(CONFIG), "--seed", "7",
-         "--report-dir", str(report_dir), "-k", "fuzz"],
+         "--report-dir", str(report_dir), "-k", "fuzz", *extra],
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     path = report_dir / "report.json"
@@ -83,3 +83,15 @@ def test_planted_leak_is_found_and_only_it(tmp_path: Path, leaky: bool) -> None:
     coverage = report["coverage"]
     assert isinstance(coverage, list)
     assert {row["principal"] for row in coverage} >= {"north owner", "north auditor", "south auditor", "anonymous"}
+
+
+def test_parallel_workers_give_the_same_answers(tmp_path: Path) -> None:
+    answers = []
+    for workers in ("0", "2"):
+        with _serving(leaky=True) as base:
+            report = _fuzz(base, tmp_path / workers, "--workers", workers)
+        checks = report["checks"]
+        assert isinstance(checks, list)
+        answers.append({c["id"]: c["answer"] for c in checks})
+    assert answers[0] == answers[1]
+    assert answers[0]["M4"] == "NO" and answers[0]["M3"] == "YES"

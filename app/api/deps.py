@@ -8,37 +8,41 @@ once the record is found: FastAPI would otherwise answer a malformed body before
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-import jinja2
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.identity import ADMIN_ROLE, FIRST_USER_FALLBACK_ROLE, Identity, resolve_identity
-from app.auth.policy import PolicyEngine, Principal
-from app.auth.token import InvalidToken, SessionClaims, TokenVerifier
-from app.config import Settings
-from app.db import Database
+from app.auth.identity import Identity
+from app.auth.policy import Principal
+from app.auth.token import InvalidToken, SessionClaims
 from app.errors import ApiError, current_request_id
 from app.faults import Fault
-from app.governance import load_principal
-from app.repository import ContactRepository, MemberRepository
+from app.services import Services
 
 __all__ = [
+    "ORG_HEADER",
     "ClaimsDep",
     "ContactsDeleter",
     "ContactsReader",
     "ContactsWriter",
     "CurrentPrincipal",
+    "DealsDeleter",
+    "DealsReader",
+    "DealsWriter",
     "IdentityDep",
     "MembersManager",
     "MembersReader",
+    "NotesDeleter",
+    "NotesReader",
+    "NotesWriter",
     "RawBody",
     "Require",
     "RolesReader",
@@ -47,44 +51,14 @@ __all__ = [
     "SessionDep",
     "json_body_openapi",
     "parse_body",
+    "parse_body_with_org",
 ]
 
 log = logging.getLogger("app.policy")
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Services:
-    """What `create_app` builds once and every request shares."""
-
-    settings: Settings
-    database: Database
-    verifier: TokenVerifier
-    policy: PolicyEngine
-    templates: jinja2.Environment
-
-    def has(self, fault: Fault) -> bool:
-        """Whether a fault switch is on."""
-        return self.settings.has(fault)
-
-    def contacts(self, session: Session, principal: Principal) -> ContactRepository:
-        """The caller's organisation's contacts."""
-        return ContactRepository(session, principal.org_id, scoped=not self.has(Fault.NO_ORG_SCOPE))
-
-    def members(self, session: Session, principal: Principal) -> MemberRepository:
-        """The caller's organisation's memberships."""
-        return MemberRepository(session, principal.org_id, scoped=not self.has(Fault.NO_ORG_SCOPE))
-
-    def identity(self, session: Session, claims: SessionClaims) -> Identity:
-        """Resolve (or provision) the caller; raises NotAMember."""
-        first_role = FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE
-        return resolve_identity(session, claims, first_user_role=first_role)
-
-    def principal(self, session: Session, identity: Identity) -> Principal:
-        """The caller's roles and grants; raises a database error when they cannot be read."""
-        return load_principal(session, identity, bind_clerk_id=self.has(Fault.USER_ROLE_QUERY_USES_CLERK_ID))
+ORG_HEADER = "X-Org-Id"
 
 
 def get_services(request: Request) -> Services:
@@ -136,9 +110,17 @@ def get_identity(claims: ClaimsDep, session: SessionDep, services: ServicesDep) 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def get_principal(identity: IdentityDep, session: SessionDep, services: ServicesDep) -> Principal:
-    """The caller with the roles they hold in their active organisation."""
-    return services.principal(session, identity)
+def get_principal(request: Request, identity: IdentityDep, session: SessionDep, services: ServicesDep) -> Principal:
+    """The caller with the roles they hold in their active organisation, which the session is bound to.
+
+    The active organisation comes from the verified token and the membership row alone: a header or a
+    query parameter naming another organisation changes nothing (unless the fault switch brings that bug back).
+    """
+    principal = services.principal(session, identity)
+    if services.has(Fault.ORG_HEADER_SWITCHES_ORG):
+        requested = request.headers.get(ORG_HEADER) or request.query_params.get("org_id")
+        principal = services.switch_org(session, principal, requested)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -172,6 +154,12 @@ MembersManager = Annotated[Principal, Depends(Require("members", "manage"))]
 ContactsReader = Annotated[Principal, Depends(Require("contacts", "read"))]
 ContactsWriter = Annotated[Principal, Depends(Require("contacts", "write"))]
 ContactsDeleter = Annotated[Principal, Depends(Require("contacts", "delete"))]
+DealsReader = Annotated[Principal, Depends(Require("deals", "read"))]
+DealsWriter = Annotated[Principal, Depends(Require("deals", "write"))]
+DealsDeleter = Annotated[Principal, Depends(Require("deals", "delete"))]
+NotesReader = Annotated[Principal, Depends(Require("notes", "read"))]
+NotesWriter = Annotated[Principal, Depends(Require("notes", "write"))]
+NotesDeleter = Annotated[Principal, Depends(Require("notes", "delete"))]
 
 
 async def read_body(request: Request) -> bytes:
@@ -192,6 +180,25 @@ def parse_body(model: type[M], raw: bytes) -> M:
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error.get("loc", ()))} for error in exc.errors(include_input=False)]
         raise RequestValidationError(errors) from None
+
+
+def parse_body_with_org(model: type[M], raw: bytes, *, honour_org_id: bool) -> tuple[M, uuid.UUID | None]:
+    """`parse_body`, except that with `honour_org_id` (the `mass_assign_org_id` fault) an `org_id` is taken out
+    of the body first and handed back, for the repository to store the record under."""
+    if not honour_org_id:
+        return parse_body(model, raw), None
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError:
+        return parse_body(model, raw), None
+    if not isinstance(data, dict) or "org_id" not in data:
+        return parse_body(model, raw), None
+    claimed = data.pop("org_id")
+    try:
+        org_id = uuid.UUID(str(claimed))
+    except ValueError:
+        org_id = None
+    return parse_body(model, json.dumps(data).encode()), org_id
 
 
 def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:

@@ -15,15 +15,24 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 __all__ = [
     "ERROR_RESPONSES",
+    "BulkDelete",
+    "BulkDeleteLenient",
+    "BulkDeleted",
     "ContactCreate",
     "ContactOut",
     "ContactPatch",
+    "DealCreate",
+    "DealOut",
+    "DealPatch",
     "ErrorBody",
     "Health",
     "Me",
     "MemberCreate",
     "MemberOut",
     "MemberRoles",
+    "NoteCreate",
+    "NoteOut",
+    "NotePatch",
     "OrganisationOut",
     "RoleOut",
     "UserOut",
@@ -58,6 +67,11 @@ Notes = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_
 ExternalId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_no_nul)
 ]
+Title = Name
+Body = Annotated[str, StringConstraints(min_length=1, max_length=10_000), AfterValidator(_no_nul)]
+# Whole currency units; bounded so that a body can never overflow PostgreSQL's bigint.
+Amount = Annotated[int, Field(ge=0, le=1_000_000_000_000, strict=True)]
+MAX_BULK_IDS = 500
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
 RoleList = Annotated[list[RoleName], Field(max_length=20)]
 
@@ -172,6 +186,12 @@ class ContactCreate(_Input):
     notes: Notes = ""
 
 
+def _not_null(model: BaseModel, *names: str) -> None:
+    for field_name in names:
+        if field_name in model.model_fields_set and getattr(model, field_name) is None:
+            raise ValueError(f"{field_name} may not be null")
+
+
 class ContactPatch(_Input):
     """Changes to a contact: only the fields given change; `name` may not be null."""
 
@@ -181,7 +201,78 @@ class ContactPatch(_Input):
 
     @model_validator(mode="after")
     def _name_and_notes_not_null(self) -> ContactPatch:
-        for field_name in ("name", "notes"):
-            if field_name in self.model_fields_set and getattr(self, field_name) is None:
-                raise ValueError(f"{field_name} may not be null")
+        _not_null(self, "name", "notes")
         return self
+
+
+class BulkDelete(_Input):
+    """The contacts to delete, by id; ids the caller cannot see are skipped like missing ones."""
+
+    ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_BULK_IDS)]
+
+
+class BulkDeleteLenient(_Input):
+    """`BulkDelete` without id validation: only the `sql_error_leaks` fault reads bodies so."""
+
+    ids: Annotated[list[str], Field(min_length=1, max_length=MAX_BULK_IDS)]
+
+
+class BulkDeleted(BaseModel):
+    """How many contacts were deleted."""
+
+    deleted: int
+
+
+class DealOut(BaseModel):
+    """A deal, with the name of its contact (when it has one)."""
+
+    id: uuid.UUID
+    title: str
+    amount: int
+    contact_id: uuid.UUID | None
+    contact_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DealCreate(_Input):
+    """A new deal; `contact_id`, when given, must be a contact of the caller's organisation."""
+
+    title: Title
+    amount: Amount = 0
+    contact_id: uuid.UUID | None = None
+
+
+class DealPatch(_Input):
+    """Changes to a deal: only the fields given change; `contact_id: null` unlinks the contact."""
+
+    title: Title | None = None
+    amount: Amount | None = None
+    contact_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _title_and_amount_not_null(self) -> DealPatch:
+        _not_null(self, "title", "amount")
+        return self
+
+
+class NoteOut(BaseModel):
+    """A note on a deal."""
+
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    body: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class NoteCreate(_Input):
+    """A new note."""
+
+    body: Body
+
+
+class NotePatch(_Input):
+    """A note's new text."""
+
+    body: Body

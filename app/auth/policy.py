@@ -14,7 +14,10 @@ from enum import StrEnum
 
 from app.auth.identity import Identity
 
-__all__ = ["Decision", "Effect", "PolicyEngine", "Principal", "permission_name"]
+__all__ = ["BUSINESS_RESOURCES", "READ_ONLY_ROLE", "Decision", "Effect", "PolicyEngine", "Principal", "permission_name"]
+
+BUSINESS_RESOURCES = frozenset({"contacts", "deals", "notes"})
+READ_ONLY_ROLE = "Viewer"
 
 
 def permission_name(action: str, resource: str) -> str:
@@ -77,10 +80,12 @@ class Decision:
 class PolicyEngine:
     """Decides from the principal's grants; when no rule matches, the default effect applies (deny)."""
 
-    def __init__(self, *, default_allow: bool = False) -> None:
+    def __init__(self, *, default_allow: bool = False, viewer_can_write: bool = False) -> None:
         # default_allow exists only as a fault switch: a policy that allows what no rule grants is
         # exactly the bug that let members without roles do everything.
         self._default = Effect.ALLOW if default_allow else Effect.DENY
+        # viewer_can_write exists only as a fault switch: the read-only role's guard on writes is lost.
+        self._viewer_can_write = viewer_can_write
 
     def can_i(self, principal: Principal, action: str, resource: str) -> Decision:
         """May `principal` do `action` on `resource`? Allowed only by a role granting `resource:action`."""
@@ -89,6 +94,13 @@ class PolicyEngine:
         if granted_by:
             roles = ", ".join(granted_by)
             return Decision(Effect.ALLOW, permission, f"role:{granted_by[0]}", f"granted by role {roles}")
+        if (
+            self._viewer_can_write
+            and READ_ONLY_ROLE in principal.roles
+            and resource in BUSINESS_RESOURCES
+            and action in ("write", "delete")
+        ):
+            return Decision(Effect.ALLOW, permission, f"role:{READ_ONLY_ROLE}", "read-only guard missing (fault)")
         held = ", ".join(principal.roles) if principal.roles else "no role"
         if self._default is Effect.ALLOW:
             return Decision(Effect.ALLOW, permission, "default", f"no rule matched ({held}); default allow")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import (
     ContactsDeleter,
@@ -15,18 +19,38 @@ from app.api.deps import (
     SessionDep,
     json_body_openapi,
     parse_body,
+    parse_body_with_org,
 )
-from app.api.schemas import ContactCreate, ContactOut, ContactPatch, error_responses
-from app.errors import ApiError
+from app.api.pagination import DEFAULT_LIMIT, TOTAL_COUNT_HEADER, Limit, Offset, listed_responses
+from app.api.schemas import (
+    BulkDelete,
+    BulkDeleteLenient,
+    BulkDeleted,
+    ContactCreate,
+    ContactOut,
+    ContactPatch,
+    error_responses,
+)
+from app.faults import Fault
 from app.models import Contact
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
 
-_LISTED = error_responses(401, 403)
+CSV_COLUMNS = ("id", "name", "email", "notes", "created_at", "updated_at")
+# A spreadsheet runs a cell that starts with one of these as a formula: exported text must never do that.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+SearchText = Annotated[str, Query(min_length=1, max_length=200, description="Text to find in name, email or notes")]
+
+_LISTED = listed_responses("contacts")
 _GUARDED = error_responses(401, 403, 422)
 _BY_ID = error_responses(401, 403, 404, 422)
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The contacts as CSV, oldest first", "content": {"text/csv": {"schema": {"type": "string"}}}},
+    **error_responses(401, 403),
+}
 
 
 def _out(contact: Contact) -> ContactOut:
@@ -34,16 +58,84 @@ def _out(contact: Contact) -> ContactOut:
 
 
 @router.get("", responses=_LISTED)
-def list_contacts(principal: ContactsReader, session: SessionDep, services: ServicesDep) -> list[ContactOut]:
-    """Every contact of the caller's organisation, oldest first (needs `contacts:read`)."""
-    return [_out(contact) for contact in services.contacts(session, principal).all()]
+def list_contacts(
+    principal: ContactsReader,
+    session: SessionDep,
+    services: ServicesDep,
+    response: Response,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> list[ContactOut]:
+    """A page of the caller's organisation's contacts, oldest first; the total in `X-Total-Count` (needs `contacts:read`)."""
+    with services.list_source(session) as source:
+        contacts = services.contacts(source.session, principal, scoped=source.scoped)
+        page = contacts.page(contacts.select(), limit=limit, offset=offset)
+        response.headers[TOTAL_COUNT_HEADER] = str(page.total)
+        return [_out(contact) for contact in page.items]
+
+
+@router.get("/search", responses=_LISTED)
+def search_contacts(
+    principal: ContactsReader,
+    session: SessionDep,
+    services: ServicesDep,
+    response: Response,
+    q: SearchText,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> list[ContactOut]:
+    """The caller's contacts whose name, email or notes contain `q`, any case (needs `contacts:read`)."""
+    with services.list_source(session) as source:
+        page = services.contacts(source.session, principal, scoped=source.scoped).search(
+            q, limit=limit, offset=offset
+        )
+        response.headers[TOTAL_COUNT_HEADER] = str(page.total)
+        return [_out(contact) for contact in page.items]
+
+
+@router.get("/export.csv", response_class=Response, responses=_CSV)
+def export_contacts(principal: ContactsReader, session: SessionDep, services: ServicesDep) -> Response:
+    """Every contact of the caller's organisation as CSV, oldest first (needs `contacts:read`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    with services.list_source(session) as source:
+        for contact in services.contacts(source.session, principal, scoped=source.scoped).all():
+            writer.writerow([_cell(getattr(contact, column)) for column in CSV_COLUMNS])
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="contacts.csv"', "Cache-Control": "no-store"},
+    )
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+    # CSV injection: a leading quote makes a spreadsheet show the text instead of evaluating it.
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+@router.post("/bulk-delete", responses=_GUARDED, openapi_extra=json_body_openapi(BulkDelete))
+def bulk_delete_contacts(
+    principal: ContactsDeleter, session: SessionDep, services: ServicesDep, raw: RawBody
+) -> BulkDeleted:
+    """Delete the listed contacts of the caller's organisation; others are skipped, unreported (needs `contacts:delete`)."""
+    if services.has(Fault.SQL_ERROR_LEAKS):
+        # The bug: ids go to the database unvalidated, and a malformed one fails there (SQLSTATE 22P02).
+        ids = parse_body(BulkDeleteLenient, raw).ids
+    else:
+        ids = [str(contact_id) for contact_id in parse_body(BulkDelete, raw).ids]
+    deleted = services.contacts(session, principal).delete_many(ids)
+    session.commit()
+    return BulkDeleted(deleted=deleted)
 
 
 @router.post("", status_code=201, responses=_GUARDED, openapi_extra=json_body_openapi(ContactCreate))
 def create_contact(principal: ContactsWriter, session: SessionDep, services: ServicesDep, raw: RawBody) -> ContactOut:
     """Create a contact in the caller's organisation (needs `contacts:write`)."""
-    body = parse_body(ContactCreate, raw)
-    contact = services.contacts(session, principal).create(name=body.name, email=body.email, notes=body.notes)
+    body, org_id = parse_body_with_org(ContactCreate, raw, honour_org_id=services.has(Fault.MASS_ASSIGN_ORG_ID))
+    contacts = services.contacts(session, principal)
+    contact = contacts.create(name=body.name, email=body.email, notes=body.notes, org_id=org_id)
     session.commit()
     return _out(contact)
 
@@ -55,7 +147,7 @@ def read_contact(
     """One contact of the caller's organisation (needs `contacts:read`); 404 for any other."""
     contact = services.contacts(session, principal).get(contact_id)
     if contact is None:
-        raise ApiError.not_found()
+        raise services.missing(Contact, contact_id)
     return _out(contact)
 
 
@@ -67,9 +159,9 @@ def update_contact(
     contacts = services.contacts(session, principal)
     contact = contacts.get(contact_id)
     if contact is None:
-        raise ApiError.not_found()
-    body = parse_body(ContactPatch, raw)
-    contacts.update(contact, body.model_dump(include=body.model_fields_set))
+        raise services.missing(Contact, contact_id)
+    body, org_id = parse_body_with_org(ContactPatch, raw, honour_org_id=services.has(Fault.MASS_ASSIGN_ORG_ID))
+    contacts.update(contact, {**body.model_dump(include=body.model_fields_set), "org_id": org_id})
     session.commit()
     return _out(contact)
 
@@ -82,7 +174,7 @@ def delete_contact(
     contacts = services.contacts(session, principal)
     contact = contacts.get(contact_id)
     if contact is None:
-        raise ApiError.not_found()
+        raise services.missing(Contact, contact_id)
     contacts.delete(contact)
     session.commit()
     return Response(status_code=204)

@@ -1,0 +1,28 @@
+"""Pagination of list operations: `limit` and `offset` query parameters, the total in `X-Total-Count`.
+
+A list answers a plain JSON array, as it did before it was paged, so that existing clients keep working;
+the total travels in a header.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from app.api.schemas import error_responses
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "TOTAL_COUNT_HEADER", "Limit", "Offset", "listed_responses"]
+
+TOTAL_COUNT_HEADER = "X-Total-Count"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"How many records to answer (1 to {MAX_LIMIT})")]
+Offset = Annotated[int, Query(ge=0, description="How many records to skip, oldest first")]
+
+
+def listed_responses(noun: str) -> dict[int | str, dict[str, Any]]:
+    """The documented answers of a paged list of `noun`: the header on 200, and the refusals."""
+    header = {"description": f"How many {noun} the whole list holds", "schema": {"type": "integer", "minimum": 0}}
+    return {200: {"headers": {TOTAL_COUNT_HEADER: header}}, **error_responses(401, 403, 422)}

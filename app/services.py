@@ -1,0 +1,162 @@
+"""What `create_app` builds once and every request shares, and how a request reaches its organisation's data.
+
+Every repository a handler gets comes from here, scoped to the caller's organisation. The fault switches
+that change how data is reached live here too, each in one place, so the healthy path reads plainly.
+Some faults bring back bugs that escape row-level security; they do it as such bugs do in real life, by
+running a query on the owner's connection (`Database.owner_session`), and say so where they do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jinja2
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import tenancy
+from app.auth.identity import ADMIN_ROLE, FIRST_USER_FALLBACK_ROLE, Identity, OrgRef, resolve_identity
+from app.auth.policy import PolicyEngine, Principal
+from app.auth.token import SessionClaims, TokenVerifier
+from app.config import Settings
+from app.db import Database
+from app.errors import ApiError
+from app.faults import Fault
+from app.governance import load_principal
+from app.models import Deal, Organisation
+from app.repository import ContactRepository, DealRepository, MemberRepository, NoteRepository
+
+__all__ = ["ListSource", "Services"]
+
+
+@dataclass(frozen=True)
+class ListSource:
+    """Where a list, search or export reads from: the request's session, scoped or not."""
+
+    session: Session
+    scoped: bool
+
+
+@dataclass(frozen=True)
+class Services:
+    """The app's settings, database, token verifier, policy engine and templates."""
+
+    settings: Settings
+    database: Database
+    verifier: TokenVerifier
+    policy: PolicyEngine
+    templates: jinja2.Environment
+
+    def has(self, fault: Fault) -> bool:
+        """Whether a fault switch is on."""
+        return self.settings.has(fault)
+
+    @property
+    def _scoped(self) -> bool:
+        return not self.has(Fault.NO_ORG_SCOPE)
+
+    # --- identity -------------------------------------------------------------------------------------
+
+    def identity(self, session: Session, claims: SessionClaims) -> Identity:
+        """Resolve (or provision) the caller; raises NotAMember."""
+        first_role = FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE
+        return resolve_identity(session, claims, first_user_role=first_role)
+
+    def principal(self, session: Session, identity: Identity) -> Principal:
+        """The caller's roles and grants, with the session bound to their organisation; may raise a database error."""
+        tenancy.bind_org(session, identity.organisation.id)
+        return load_principal(session, identity, bind_clerk_id=self.has(Fault.USER_ROLE_QUERY_USES_CLERK_ID))
+
+    def switch_org(self, session: Session, principal: Principal, requested: str | None) -> Principal:
+        """The `org_header_switches_org` bug: the caller acts in the organisation a header names, unchecked.
+
+        Roles were loaded in the token's organisation; the data scope follows the header. That is how a
+        tenant middleware added after authorisation breaks isolation: no membership of the named
+        organisation is ever looked up.
+        """
+        try:
+            org_id = uuid.UUID(requested or "")
+        except ValueError:
+            return principal
+        row = session.execute(
+            select(Organisation.id, Organisation.external_id, Organisation.name).where(Organisation.id == org_id)
+        ).one_or_none()
+        if row is None:
+            return principal
+        tenancy.bind_org(session, row.id)
+        org = OrgRef(id=row.id, external_id=row.external_id, name=row.name)
+        return replace(principal, identity=replace(principal.identity, organisation=org))
+
+    # --- repositories ---------------------------------------------------------------------------------
+
+    def contacts(self, session: Session, principal: Principal, *, scoped: bool | None = None) -> ContactRepository:
+        """The caller's organisation's contacts."""
+        return ContactRepository(
+            session,
+            principal.org_id,
+            scoped=self._scoped if scoped is None else scoped,
+            trust_record_org=self.has(Fault.MASS_ASSIGN_ORG_ID),
+        )
+
+    def deals(self, session: Session, principal: Principal, *, scoped: bool | None = None) -> DealRepository:
+        """The caller's organisation's deals."""
+        return DealRepository(
+            session,
+            principal.org_id,
+            scoped=self._scoped if scoped is None else scoped,
+            trust_record_org=self.has(Fault.MASS_ASSIGN_ORG_ID),
+        )
+
+    def notes(self, session: Session, principal: Principal, deal: Deal) -> NoteRepository:
+        """The notes on one of the caller's deals."""
+        return NoteRepository(session, principal.org_id, deal, scoped=self._scoped)
+
+    def members(self, session: Session, principal: Principal) -> MemberRepository:
+        """The caller's organisation's memberships."""
+        return MemberRepository(session, principal.org_id, scoped=self._scoped)
+
+    @contextmanager
+    def list_source(self, session: Session) -> Iterator[ListSource]:
+        """Where lists, searches and exports read: the request's session, scoped to the caller's organisation."""
+        if not self.has(Fault.LIST_IGNORES_ORG):
+            yield ListSource(session=session, scoped=self._scoped)
+            return
+        # The `list_ignores_org` bug: lists were moved to the reporting connection (the owner's, outside
+        # the app role, so outside row-level security) and lost their organisation filter on the way.
+        with self.database.owner_session() as owner:
+            yield ListSource(session=owner, scoped=False)
+
+    # --- references and refusals ----------------------------------------------------------------------
+
+    def contact_in_org(self, session: Session, principal: Principal, contact_id: uuid.UUID) -> bool:
+        """Whether a deal of the caller may reference `contact_id`: it must be one of their organisation's contacts."""
+        if self.has(Fault.CROSS_ORG_REFERENCE):
+            return True  # the bug: a nested id is trusted as sent; only the foreign key checks it exists
+        return self.contacts(session, principal).get(contact_id) is not None
+
+    def contact_names(
+        self, session: Session, principal: Principal, ids: Iterable[uuid.UUID], *, scoped: bool | None = None
+    ) -> dict[uuid.UUID, str]:
+        """The names of the contacts deals point at, as the caller may see them."""
+        wanted = {contact_id for contact_id in ids if contact_id is not None}
+        if not self.has(Fault.CROSS_ORG_REFERENCE):
+            return self.contacts(session, principal, scoped=scoped).names(wanted)
+        # The `cross_org_reference` bug, second half: the contact behind a deal is looked up by id alone,
+        # through the owner's connection, so another organisation's contact shows through the deal.
+        with self.database.owner_session() as owner:
+            return self.contacts(owner, principal, scoped=False).names(wanted)
+
+    def missing(self, model: type[Any], record_id: uuid.UUID, *, key: str = "id") -> ApiError:
+        """The refusal for a record the caller cannot see: always 404, so that nothing about it leaks."""
+        if self.has(Fault.EXISTENCE_ORACLE):
+            # The `existence_oracle` bug: "not yours" (403) told apart from "missing" (404) by a lookup without
+            # the organisation filter, on the owner's connection, outside row-level security.
+            with self.database.owner_session() as owner:
+                found = owner.scalar(select(getattr(model, key)).where(getattr(model, key) == record_id).limit(1))
+            if found is not None:
+                return ApiError(403, "forbidden", reason="not_in_your_organisation")
+        return ApiError.not_found()
