@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +28,7 @@ __all__ = ["CoverageCell", "Finding", "FuzzResult", "Kind", "fuzz"]
 ORG_SWITCH_HEADER = "X-Org-Id"
 PRIVILEGED_FIELDS = ("org_id", "owner_id", "role", "admin", "is_admin")
 _METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
+CONCURRENCY = 4  # requests in flight at once: enough to keep a small server busy, not to flood it
 TOKEN_REFRESH_SECONDS = 30.0  # Clerk session tokens live 60 s
 MAX_REQUESTS = 50_000
 MAX_SECONDS = 600.0
@@ -111,7 +114,8 @@ class _Fuzzer:
         self.config = config
         self.world = world
         self.schema = schema
-        self.rng = random.Random(seed)
+        self._local = threading.local()  # each thread's seeded random, so that concurrency keeps runs reproducible
+        self.lock = threading.Lock()
         self.seed = seed
         self.findings: list[Finding] = []
         self.coverage: dict[str, dict[str, CoverageCell]] = {}
@@ -124,10 +128,11 @@ class _Fuzzer:
         self, caller: Caller, who: Principal, op: Operation, path: str, case: Case, family: str,
         headers: dict[str, str] | None = None, query: dict[str, Any] | None = None, body: Any = None,
     ) -> Exchange:  # fmt: skip
-        self.budget.spend()
-        cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
-        cell.requests += 1
-        cell.families.add(family)
+        with self.lock:
+            self.budget.spend()
+            cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
+            cell.requests += 1
+            cell.families.add(family)
         payload = case.body if body is None else body
         seen = caller.call(op.method, path, payload, params={**case.query, **(query or {})}, headers=headers)
         self.judge_every_response(who, op, seen)
@@ -148,7 +153,14 @@ class _Fuzzer:
                     return
 
     def find(self, kind: str, op: Operation, who: Principal, detail: str, curl: str = "") -> None:
-        self.findings.append(Finding(kind, str(op), who.name, detail, curl))
+        with self.lock:
+            self.findings.append(Finding(kind, str(op), who.name, detail, curl))
+
+    @property
+    def rng(self) -> random.Random:
+        """This thread's random, seeded from the run's seed, the operation and the principal."""
+        found: random.Random = self._local.rng
+        return found
 
     # -- the run ---------------------------------------------------------------------------------------------
 
@@ -158,6 +170,9 @@ class _Fuzzer:
         ops.sort(key=lambda op: (_METHOD_ORDER.get(op.method, 9), -op.path.count("/"), op.path))
         cases = generate_cases(self.schema, ops, per_operation=self.config.fuzz.cases, seed=self.seed)
         principals = self.world.principals()
+        groups: dict[str | None, list[Principal]] = {}
+        for who in principals:
+            groups.setdefault(who.org, []).append(who)
         callers = {who.name: Caller(self.base_url, who.credentials.headers(), name=who.name) for who in principals}
         minted = time.monotonic()
         try:
@@ -166,12 +181,17 @@ class _Fuzzer:
                     for who in principals:
                         callers[who.name].present(who.credentials.headers())
                     minted = time.monotonic()
-                for who in principals:
-                    self.exercise(callers[who.name], who, op, cases[str(op)])
+                # Organisations run side by side, each one's principals in turn (they share its scratch records,
+                # so their order is part of the seed's reproducible run); operations stay in order.
+                with ThreadPoolExecutor(CONCURRENCY) as pool:
+                    done = [pool.submit(self.exercise_group, callers, g, op, cases[str(op)]) for g in groups.values()]
+                    for future in done:
+                        future.result()
         finally:
             for caller in callers.values():
                 caller.close()
         self.check_state()
+        self.findings.sort(key=lambda f: (f.kind, f.operation, f.principal, f.detail))
         unexercised = [str(op) for op in ops if not any(c.requests for c in self.coverage.get(str(op), {}).values())]
         for never in self.config.fuzz.never:
             self.coverage.setdefault(str(never), {})["*"] = CoverageCell(note="not called: the config says never")
@@ -180,7 +200,14 @@ class _Fuzzer:
             unexercised,
         )  # fmt: skip
 
+    def exercise_group(
+        self, callers: dict[str, Caller], group: list[Principal], op: Operation, cases: list[Case]
+    ) -> None:
+        for who in group:
+            self.exercise(callers[who.name], who, op, cases)
+
     def exercise(self, caller: Caller, who: Principal, op: Operation, cases: list[Case]) -> None:
+        self._local.rng = random.Random(f"{self.seed}|{op}|{who.name}")
         org = self.world.orgs.get(who.org) if who.org else None
         own_ids = self.own_ids(org, op)
         if op.path_params and own_ids is None:
@@ -268,7 +295,8 @@ class _Fuzzer:
         if body is None or org is None:
             return body
         marker = f"probe{org.key}x{n:03d}{self.rng.getrandbits(24):06x}"
-        self.world.org(org.key).probes.add(marker)
+        with self.lock:
+            self.world.org(org.key).probes.add(marker)
         return json.loads(json.dumps(body).replace(f'"{PROBE}"', json.dumps(marker)).replace(f"{PROBE}@", f"{marker}@"))
 
     def foreign_body(self, body: Any, other: Org) -> Any:

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from app import tenancy
 from app.models import OrgOwned
 
-__all__ = ["Page", "OrgScopedRepository"]
+__all__ = ["OrgScopedRepository", "Page"]
 
 T = TypeVar("T", bound=OrgOwned)
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,13 @@ class OrgScopedRepository(Generic[T]):
         self._trust_record_org = trust_record_org
         tenancy.bind_org(session, org_id)
 
-    def scope(self, statement: Select[Any], model: type[Any] | None = None) -> Select[Any]:
+    def scope(self, statement: S, model: type[Any] | None = None) -> S:
         """`statement` limited to rows of `model` (this repository's by default) in the caller's organisation."""
         if not self._scoped:
             return statement
         return statement.where((model or self.model).org_id == self.org_id)
 
-    def select(self) -> Select[tuple[T]]:
+    def select(self) -> Select[T]:
         """`SELECT model` limited to the caller's organisation: the start of every read."""
         return self.scope(select(self.model))
 
@@ -67,11 +68,11 @@ class OrgScopedRepository(Generic[T]):
         """Every record of the caller's organisation, oldest first."""
         return self.session.scalars(self.ordered(self.select())).all()
 
-    def ordered(self, statement: Select[Any]) -> Select[Any]:
+    def ordered(self, statement: S) -> S:
         """`statement` oldest first (ties broken by id, so that pages never overlap)."""
         return statement.order_by(self.model.created_at, self.model.id)
 
-    def page(self, statement: Select[tuple[T]], *, limit: int, offset: int) -> Page[T]:
+    def page(self, statement: Select[T], *, limit: int, offset: int) -> Page[T]:
         """One page of `statement` (a scoped select of this repository's model), oldest first, and its total."""
         total = self.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
         items = self.session.scalars(self.ordered(statement).limit(limit).offset(offset)).all()
@@ -92,7 +93,7 @@ class OrgScopedRepository(Generic[T]):
         if self._trust_record_org and changes.get("org_id") is not None:
             record.org_id = changes["org_id"]
         if hasattr(record, "updated_at"):
-            record.updated_at = datetime.now(UTC)  # type: ignore[attr-defined]
+            record.updated_at = datetime.now(UTC)
         self._flush(record)
         return record
 

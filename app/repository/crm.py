@@ -32,7 +32,7 @@ class ContactRepository(OrgScopedRepository[Contact]):
         """Apply `changes` (name, email, notes) to a contact obtained from this repository."""
         return self.save(contact, changes, CONTACT_FIELDS)
 
-    def matching(self, text: str) -> Select[tuple[Contact]]:
+    def matching(self, text: str) -> Select[Contact]:
         """The caller's contacts whose name, email or notes contain `text` (any case; `%` and `_` are literal)."""
         return self.select().where(
             or_(
@@ -91,7 +91,7 @@ class NoteRepository(OrgScopedRepository[Note]):
         super().__init__(session, org_id, scoped=scoped)
         self.deal = deal
 
-    def select(self) -> Select[tuple[Note]]:
+    def select(self) -> Select[Note]:
         """The notes of this deal in the caller's organisation."""
         return super().select().where(Note.deal_id == self.deal.id)
 

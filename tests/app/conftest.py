@@ -1,8 +1,8 @@
 """Fixtures of the app's tests: a signing key, a token minter, and the app on a migrated database.
 
 Most tests isolate themselves by signing in fresh users and organisations, so they share one migrated
-database and one app per set of faults. A test that needs a deploy of its own (the `skip_role_seed`
-fault, whole-table counts) asks `make_client(..., fresh=True)` or uses `database_url` directly.
+database and one app per set of faults. A test that needs a deploy of its own (a fault that
+changes the migration, whole-table counts) asks `make_client(..., fresh=True)` or uses `database_url` directly.
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ def settings_for(database_url: str, key: rsa.RSAPrivateKey, **overrides: Any) ->
     return Settings(**values)
 
 
+# Faults that change the migration itself: an app with one of them needs a deploy of its own.
+MIGRATION_FAULTS = frozenset({Fault.SKIP_ROLE_SEED, Fault.NO_RLS})
+
+
 def _open(settings: Settings) -> TestClient:
-    upgrade(settings.database_url, faults=settings.app_faults)
+    upgrade(settings.database_url, app_role=settings.database_app_role, faults=settings.app_faults)
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     client.__enter__()
     return client
@@ -89,8 +93,7 @@ def make_client(
 
     def build(faults: str = "", *, fresh: bool = False, **overrides: Any) -> TestClient:
         key = ",".join(sorted(parse_faults(faults)))
-        # The seed fault changes the migration itself: it needs a deploy of its own.
-        if fresh or overrides or Fault.SKIP_ROLE_SEED in parse_faults(faults):
+        if fresh or overrides or MIGRATION_FAULTS & parse_faults(faults):
             database_url = request.getfixturevalue("database_url")
             client = _open(settings_for(database_url, signing_key, app_faults=faults, **overrides))
             opened.append(client)

@@ -12,6 +12,7 @@ import httpx
 import psycopg
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.migrations import HEAD
 from tests.app.support import ISSUER, Minter, clerk_id, public_pem
 
 APP_VARS = ("DATABASE_URL", "CLERK_JWT_KEY", "CLERK_ISSUER", "CLERK_AUTHORIZED_PARTIES", "APP_MODE", "APP_FAULTS")
@@ -64,7 +65,7 @@ def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey
         )
         assert done.returncode == 0, done.stderr
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         assert conn.execute("SELECT count(*) FROM governance_roles").fetchone() == (3,)
 
 

@@ -90,7 +90,7 @@ def test_first_user_not_admin_fault_hands_out_member(make_client: Callable[..., 
 def database(make_settings: Callable[..., Settings]) -> Iterator[Database]:
     settings = make_settings()
     upgrade(settings.database_url)
-    db = Database(settings.database_url, pool_size=8)
+    db = Database(settings.database_url, app_role=settings.database_app_role, pool_size=8)
     yield db
     db.dispose()
 

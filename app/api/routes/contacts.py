@@ -24,8 +24,8 @@ from app.api.deps import (
 from app.api.pagination import DEFAULT_LIMIT, TOTAL_COUNT_HEADER, Limit, Offset, listed_responses
 from app.api.schemas import (
     BulkDelete,
-    BulkDeleteLenient,
     BulkDeleted,
+    BulkDeleteLenient,
     ContactCreate,
     ContactOut,
     ContactPatch,
@@ -66,7 +66,7 @@ def list_contacts(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> list[ContactOut]:
-    """A page of the caller's organisation's contacts, oldest first; the total in `X-Total-Count` (needs `contacts:read`)."""
+    """A page of the organisation's contacts, oldest first; the total in `X-Total-Count` (needs `contacts:read`)."""
     with services.list_source(session) as source:
         contacts = services.contacts(source.session, principal, scoped=source.scoped)
         page = contacts.page(contacts.select(), limit=limit, offset=offset)
@@ -86,9 +86,7 @@ def search_contacts(
 ) -> list[ContactOut]:
     """The caller's contacts whose name, email or notes contain `q`, any case (needs `contacts:read`)."""
     with services.list_source(session) as source:
-        page = services.contacts(source.session, principal, scoped=source.scoped).search(
-            q, limit=limit, offset=offset
-        )
+        page = services.contacts(source.session, principal, scoped=source.scoped).search(q, limit=limit, offset=offset)
         response.headers[TOTAL_COUNT_HEADER] = str(page.total)
         return [_out(contact) for contact in page.items]
 
@@ -119,7 +117,7 @@ def _cell(value: object) -> str:
 def bulk_delete_contacts(
     principal: ContactsDeleter, session: SessionDep, services: ServicesDep, raw: RawBody
 ) -> BulkDeleted:
-    """Delete the listed contacts of the caller's organisation; others are skipped, unreported (needs `contacts:delete`)."""
+    """Delete the listed contacts of the caller's organisation; other ids are skipped (needs `contacts:delete`)."""
     if services.has(Fault.SQL_ERROR_LEAKS):
         # The bug: ids go to the database unvalidated, and a malformed one fails there (SQLSTATE 22P02).
         ids = parse_body(BulkDeleteLenient, raw).ids

@@ -6,12 +6,15 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
 
 from app.api.deps import MembersManager, MembersReader, RawBody, ServicesDep, SessionDep, json_body_openapi, parse_body
 from app.api.schemas import ErrorBody, MemberCreate, MemberOut, MemberRoles, error_responses
 from app.auth.identity import ensure_user
 from app.errors import ApiError
 from app.governance import replace_roles, role_ids, roles_of
+from app.models import Membership
+from app.repository import MemberRow
 
 __all__ = ["router"]
 
@@ -23,10 +26,7 @@ _BY_ID = error_responses(401, 403, 404, 422)
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "Already a member"}}
 
 
-@router.get("", responses=_LISTED)
-def list_members(principal: MembersReader, session: SessionDep, services: ServicesDep) -> list[MemberOut]:
-    """Every member of the caller's organisation with their roles there (needs `members:read`)."""
-    rows = services.members(session, principal).members()
+def _with_roles(session: Session, rows: list[MemberRow]) -> list[MemberOut]:
     by_org: dict[uuid.UUID, list[uuid.UUID]] = {}
     for row in rows:
         by_org.setdefault(row.membership.org_id, []).append(row.membership.user_id)
@@ -41,6 +41,21 @@ def list_members(principal: MembersReader, session: SessionDep, services: Servic
         )
         for row in rows
     ]
+
+
+@router.get("", responses=_LISTED)
+def list_members(principal: MembersReader, session: SessionDep, services: ServicesDep) -> list[MemberOut]:
+    """Every member of the caller's organisation with their roles there (needs `members:read`)."""
+    return _with_roles(session, services.members(session, principal).members())
+
+
+@router.get("/{user_id}", responses=_BY_ID)
+def read_member(user_id: uuid.UUID, principal: MembersReader, session: SessionDep, services: ServicesDep) -> MemberOut:
+    """One member of the caller's organisation with their roles there (needs `members:read`); 404 for anyone else."""
+    rows = services.members(session, principal).members(user_id)
+    if not rows:
+        raise services.missing(Membership, user_id, key="user_id")
+    return _with_roles(session, rows[:1])[0]
 
 
 @router.post(
@@ -70,7 +85,7 @@ def set_member_roles(
     members = services.members(session, principal)
     membership = members.find(user_id)
     if membership is None:
-        raise ApiError.not_found()
+        raise services.missing(Membership, user_id, key="user_id")
     body = parse_body(MemberRoles, raw)
     wanted = role_ids(session, body.roles)
     replace_roles(session, membership.org_id, user_id, wanted)
@@ -86,7 +101,7 @@ def remove_member(
     members = services.members(session, principal)
     membership = members.find(user_id)
     if membership is None:
-        raise ApiError.not_found()
+        raise services.missing(Membership, user_id, key="user_id")
     members.delete(membership)
     session.commit()
     return Response(status_code=204)
