@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default: reports)")
     run.add_argument("--workers", type=int, default=0, help="run scenarios in N parallel processes (pytest-xdist)")
+    run.add_argument("--fuzz-cases", type=int, default=None, help="generated cases per operation (default: config)")
     run.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
     return parser
@@ -102,6 +103,10 @@ def _run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--target-config={config_path}")
     if args.workers < 0:
         raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
+    if args.fuzz_cases is not None:
+        if not 1 <= args.fuzz_cases <= 500:
+            raise ConfigError(f"--fuzz-cases must be from 1 to 500, got {args.fuzz_cases}")
+        pytest_args.append(f"--fuzz-cases={args.fuzz_cases}")
     if args.workers:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
     if args.keyword:

@@ -109,7 +109,10 @@ class _Budget:
 
 
 class _Fuzzer:
-    def __init__(self, base_url: str, config: TargetConfig, world: World, schema: dict[str, Any], seed: int) -> None:
+    def __init__(
+        self, base_url: str, config: TargetConfig, world: World, schema: dict[str, Any], seed: int, cases: int
+    ) -> None:
+        self.cases = cases
         self.base_url = base_url
         self.config = config
         self.world = world
@@ -168,7 +171,7 @@ class _Fuzzer:
         started = time.monotonic()
         ops = [op for op in operations(self.schema) if not self._never(op)]
         ops.sort(key=lambda op: (_METHOD_ORDER.get(op.method, 9), -op.path.count("/"), op.path))
-        cases = generate_cases(self.schema, ops, per_operation=self.config.fuzz.cases, seed=self.seed)
+        cases = generate_cases(self.schema, ops, per_operation=self.cases, seed=self.seed)
         principals = self.world.principals()
         groups: dict[str | None, list[Principal]] = {}
         for who in principals:
@@ -374,6 +377,8 @@ def _shape(seen: Exchange) -> str:
     return type(document).__name__
 
 
-def fuzz(base_url: str, config: TargetConfig, world: World, schema: dict[str, Any], seed: int) -> FuzzResult:
-    """Fuzz every operation of `schema` as every principal of `world`."""
-    return _Fuzzer(base_url, config, world, schema, seed).run()
+def fuzz(
+    base_url: str, config: TargetConfig, world: World, schema: dict[str, Any], seed: int, *, cases: int | None = None
+) -> FuzzResult:
+    """Fuzz every operation of `schema` as every principal of `world` (`cases` per operation: the config's)."""
+    return _Fuzzer(base_url, config, world, schema, seed, cases or config.fuzz.cases).run()

@@ -63,6 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--faults", default="", help="comma-separated fault switches passed to the embedded target")
     group.addoption("--seed", type=int, default=None, help="seed for every random choice (printed when not given)")
+    group.addoption("--fuzz-cases", type=int, default=None, help="cases per operation (default: the config's)")
     group.addoption("--report-dir", default=None, help="write report.json, report.md and the server log here")
 
 

@@ -47,13 +47,27 @@ def test_every_operation_declares_its_security(schema: dict[str, Any]) -> None:
         "GET /api/roles",
         "GET /api/members",
         "POST /api/members",
+        "GET /api/members/{user_id}",
         "PUT /api/members/{user_id}/roles",
         "DELETE /api/members/{user_id}",
         "GET /api/contacts",
         "POST /api/contacts",
+        "GET /api/contacts/search",
+        "GET /api/contacts/export.csv",
+        "POST /api/contacts/bulk-delete",
         "GET /api/contacts/{contact_id}",
         "PATCH /api/contacts/{contact_id}",
         "DELETE /api/contacts/{contact_id}",
+        "GET /api/deals",
+        "POST /api/deals",
+        "GET /api/deals/{deal_id}",
+        "PATCH /api/deals/{deal_id}",
+        "DELETE /api/deals/{deal_id}",
+        "GET /api/deals/{deal_id}/notes",
+        "POST /api/deals/{deal_id}/notes",
+        "GET /api/deals/{deal_id}/notes/{note_id}",
+        "PATCH /api/deals/{deal_id}/notes/{note_id}",
+        "DELETE /api/deals/{deal_id}/notes/{note_id}",
     }
     for name, op in ops.items():
         expected: list[dict[str, list[str]]] = [] if name == "GET /health" else [{"ClerkSession": []}]
@@ -76,3 +90,30 @@ def test_path_ids_are_uuids_and_bodies_are_declared(schema: dict[str, Any]) -> N
         if name.split()[0] in ("POST", "PUT", "PATCH"):
             body = op["requestBody"]["content"]["application/json"]["schema"]
             assert body["type"] == "object" and body["additionalProperties"] is False, name
+
+
+def test_every_success_and_refusal_has_a_documented_shape(schema: dict[str, Any]) -> None:
+    for name, op in operations(schema).items():
+        responses = op["responses"]
+        success = [status for status in responses if status.startswith("2")]
+        assert len(success) == 1, name
+        if success[0] != "204":
+            content = responses[success[0]]["content"]
+            assert content and all("schema" in media for media in content.values()), name
+        if name != "GET /health":
+            assert {"401", "403"} <= set(responses), name
+        if "{" in name:
+            assert "404" in responses, name
+
+
+def test_paged_lists_document_their_parameters_and_total(schema: dict[str, Any]) -> None:
+    ops = operations(schema)
+    for name in ("GET /api/contacts", "GET /api/contacts/search", "GET /api/deals"):
+        parameters = {p["name"]: p for p in ops[name]["parameters"]}
+        limit = parameters["limit"]["schema"]
+        assert (limit["type"], limit["minimum"], limit["maximum"], limit["default"]) == ("integer", 1, 100, 50), name
+        assert parameters["offset"]["schema"]["minimum"] == 0, name
+        assert "X-Total-Count" in ops[name]["responses"]["200"]["headers"], name
+    search = {p["name"]: p for p in ops["GET /api/contacts/search"]["parameters"]}
+    assert search["q"]["required"] is True and search["q"]["schema"]["maxLength"] == 200
+    assert "text/csv" in ops["GET /api/contacts/export.csv"]["responses"]["200"]["content"]

@@ -14,18 +14,13 @@ from app.auth.policy import Effect, PolicyEngine, Principal
 from tests.app.support import ActiveOrg, Minter, TestClient, add_member, cookie_header, create_contact, sign_in
 
 # The README's table: role -> permissions.
+BUSINESS = ("contacts", "deals", "notes")
 ROLE_TABLE = {
-    "Admin": {
-        "dashboard:view",
-        "contacts:read",
-        "contacts:write",
-        "contacts:delete",
-        "members:read",
-        "members:manage",
-        "roles:read",
-    },
-    "Member": {"dashboard:view", "contacts:read", "contacts:write", "roles:read"},
-    "Viewer": {"dashboard:view", "contacts:read", "roles:read"},
+    "Admin": {"dashboard:view", "members:read", "members:manage", "roles:read"}
+    | {f"{resource}:{action}" for resource in BUSINESS for action in ("read", "write", "delete")},
+    "Member": {"dashboard:view", "roles:read"}
+    | {f"{resource}:{action}" for resource in BUSINESS for action in ("read", "write")},
+    "Viewer": {"dashboard:view", "roles:read"} | {f"{resource}:read" for resource in BUSINESS},
 }
 ALL_PERMISSIONS = sorted(ROLE_TABLE["Admin"])
 
@@ -75,12 +70,21 @@ def test_fresh_deploy_seeds_the_role_table(client: TestClient, minter: Minter) -
 def _probe(client: TestClient, account_headers: dict[str, str], admin_headers: dict[str, str]) -> set[str]:
     """The permissions a caller demonstrably has, each tried through the operation it guards."""
     contact = client.post("/api/contacts", headers=admin_headers, json={"name": "probe"}).json()
+    deal = client.post("/api/deals", headers=admin_headers, json={"title": "probe"}).json()
+    notes = f"/api/deals/{deal['id']}/notes"
+    note = client.post(notes, headers=admin_headers, json={"body": "probe"}).json()
     target = client.post("/api/members", headers=admin_headers, json={"external_id": f"user_2{uuid.uuid4().hex}"})
     tries: dict[str, tuple[str, str, dict[str, object] | None]] = {
         "dashboard:view": ("GET", "/dashboard", None),
         "contacts:read": ("GET", f"/api/contacts/{contact['id']}", None),
         "contacts:write": ("PATCH", f"/api/contacts/{contact['id']}", {"notes": "x"}),
         "contacts:delete": ("DELETE", f"/api/contacts/{contact['id']}", None),
+        "notes:read": ("GET", f"{notes}/{note['id']}", None),
+        "notes:write": ("PATCH", f"{notes}/{note['id']}", {"body": "x"}),
+        "notes:delete": ("DELETE", f"{notes}/{note['id']}", None),
+        "deals:read": ("GET", f"/api/deals/{deal['id']}", None),
+        "deals:write": ("PATCH", f"/api/deals/{deal['id']}", {"amount": 5}),
+        "deals:delete": ("DELETE", f"/api/deals/{deal['id']}", None),
         "members:read": ("GET", "/api/members", None),
         "members:manage": ("PUT", f"/api/members/{target.json()['user_id']}/roles", {"roles": []}),
         "roles:read": ("GET", "/api/roles", None),
