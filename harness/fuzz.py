@@ -20,12 +20,13 @@ from typing import Any, ClassVar
 from harness.cases import PROBE, Case, generate_cases
 from harness.config import TargetConfig
 from harness.http import Caller, Exchange, leaks_in
-from harness.openapi import Operation, fill_path, operations
+from harness.openapi import Operation, body_fields, fill_path, operations
 from harness.world import Org, Principal, World
 
 __all__ = ["CoverageCell", "Finding", "FuzzResult", "Kind", "fuzz"]
 
 ORG_SWITCH_HEADER = "X-Org-Id"
+MALFORMED_ID = "not-an-id'"  # a quote, so that an id spliced into SQL shows
 PRIVILEGED_FIELDS = ("org_id", "owner_id", "role", "admin", "is_admin")
 _METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
 CONCURRENCY = 4  # requests in flight at once: enough to keep a small server busy, not to flood it
@@ -233,10 +234,11 @@ class _Fuzzer:
             self.cross_org(caller, who, op, cases[0], org)
 
     def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org) -> None:
+        own_path = fill_path_by_name(op.path, self.own_ids(org, op) or {})
         for other in self.world.orgs.values():
             if other.key == org.key:
                 continue
-            body = self.foreign_body(self.mark_body(case.body, who, 999, org), other)
+            body, references = self.foreign_body(self.mark_body(case.body, who, 999, org), other, op)
             if op.path_params:
                 foreign = self.foreign_ids(other, op)
                 control = fill_path_by_name(
@@ -246,18 +248,24 @@ class _Fuzzer:
                 for ids in foreign:
                     seen = self.send(caller, who, op, fill_path_by_name(op.path, ids), case, "foreign-id", body=body)
                     if seen.ok:
-                        self.find(
-                            Kind.CROSS_ORG_READ, op, who, f"answered {seen.status} on {other.key}'s {ids}", seen.curl
-                        )
+                        detail = f"answered {seen.status} on {other.key}'s {ids}"
+                        self.find(Kind.CROSS_ORG_READ, op, who, detail, seen.curl)
                     elif (seen.status, _shape(seen)) != (random_seen.status, _shape(random_seen)):
                         detail = f"{other.key}'s id answers {seen.status}, a random id {random_seen.status}"
                         self.find(Kind.EXISTENCE_ORACLE, op, who, detail, seen.curl)
-            elif body is not None:
-                self.send(caller, who, op, op.path, case, "foreign-reference", body=body)
+            if body is not None and op.mutating:
+                # Nested references and privileged fields aimed at the other organisation, on the caller's own
+                # records: a 2xx that took a reference to another organisation's record is a leak by itself.
+                seen = self.send(caller, who, op, own_path, case, "foreign-reference", body=body)
+                if seen.ok and references:
+                    detail = f"accepted a reference to {other.key}'s records ({', '.join(references)})"
+                    self.find(Kind.CROSS_ORG_WRITE, op, who, detail, seen.curl)
             if other.id is not None:
                 switch = {ORG_SWITCH_HEADER: other.id}
-                path = fill_path_by_name(op.path, self.own_ids(org, op) or {})
-                self.send(caller, who, op, path, case, "org-switch", headers=switch, query={"org_id": other.id})
+                self.send(caller, who, op, own_path, case, "org-switch", headers=switch, query={"org_id": other.id})
+        if op.path_params:
+            malformed = fill_path_by_name(op.path, dict.fromkeys(op.path_params, MALFORMED_ID))
+            self.send(caller, who, op, malformed, case, "malformed-id")
 
     # -- ids and bodies ----------------------------------------------------------------------------------------
 
@@ -302,18 +310,21 @@ class _Fuzzer:
             self.world.org(org.key).probes.add(marker)
         return json.loads(json.dumps(body).replace(f'"{PROBE}"', json.dumps(marker)).replace(f"{PROBE}@", f"{marker}@"))
 
-    def foreign_body(self, body: Any, other: Org) -> Any:
-        """The body aimed at `other`: every `*_id` field and every privileged field set to other's ids."""
+    def foreign_body(self, body: Any, other: Org, op: Operation) -> tuple[Any, list[str]]:
+        """The body aimed at `other`: every reference field the schema lists set to one of other's records, and
+        every privileged field set to other's ids; with the names of the reference fields it set."""
         if not isinstance(body, dict):
-            return body
+            return body, []
         aimed = dict(body)
-        for name in list(aimed):
+        references = []
+        for name in {*aimed, *body_fields(self.schema, op)}:
             if name.endswith("_id") and (value := self.id_for(other, name, scratch=False)):
                 aimed[name] = value
+                references.append(name)
         if other.id is not None:
             aimed.update({"org_id": other.id, "owner_id": other.owner.user_id, "role": self.config.admin_role})
         aimed.update({"admin": True, "is_admin": True})
-        return aimed
+        return aimed, sorted(references)
 
     def expected_refusal(self, who: Principal, op: Operation) -> int | None:
         public = op.public or any(str(ref) == str(op) for ref in self.config.fuzz.public)

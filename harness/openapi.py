@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Operation", "example_body", "fill_path", "operations"]
+__all__ = ["Operation", "body_fields", "example_body", "fill_path", "operations"]
 
 _METHODS = ("get", "put", "post", "delete", "patch")
 _PARAM = re.compile(r"{([^}/]+)}")
@@ -61,6 +61,20 @@ def operations(schema: dict[str, Any]) -> list[Operation]:
                 )
             )
     return out
+
+
+def body_fields(schema: dict[str, Any], operation: Operation) -> tuple[str, ...]:
+    """The top-level property names of the operation's JSON body, required or not."""
+    if operation.body_schema is None:
+        return ()
+    node = _resolve(schema, operation.body_schema)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for option in node.get(key, []):
+            found = _resolve(schema, option).get("properties")
+            if isinstance(found, dict):
+                return tuple(found)
+    props = node.get("properties", {})
+    return tuple(props) if isinstance(props, dict) else ()
 
 
 def fill_path(path: str, value: str) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "ISSUER",
     "KID",
     "ORIGIN",
+    "RANDOM_ID",
     "Account",
     "ActiveOrg",
     "Minter",
@@ -33,6 +34,8 @@ __all__ = [
     "clerk_id",
     "cookie_header",
     "create_contact",
+    "create_deal",
+    "create_note",
     "hs256_token",
     "public_pem",
     "sign_in",
@@ -42,6 +45,8 @@ __all__ = [
 ISSUER = "https://tests.clerk.accounts.dev"
 ORIGIN = "http://localhost:3000"
 KID = "ins_2testkey000000000000000000"
+RANDOM_ID = "00000000-0000-4000-8000-00000000beef"
+"""A well-formed id no record has."""
 
 
 def clerk_id(prefix: str) -> str:
@@ -199,3 +204,19 @@ def create_contact(client: TestClient, account: Account, name: str = "Ada Lovela
     assert created.status_code == 201, created.text
     body: dict[str, Any] = created.json()
     return body
+
+
+def create_deal(client: TestClient, account: Account, title: str = "Renewal", **fields: Any) -> dict[str, Any]:
+    """A deal created by `account` (with `fields` such as `amount`, `contact_id`), as the API returned it."""
+    created = client.post("/api/deals", headers=account.headers, json={"title": title, **fields})
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body
+
+
+def create_note(client: TestClient, account: Account, deal_id: str, body: str = "called them") -> dict[str, Any]:
+    """A note on a deal, written by `account`, as the API returned it."""
+    created = client.post(f"/api/deals/{deal_id}/notes", headers=account.headers, json={"body": body})
+    assert created.status_code == 201, created.text
+    note: dict[str, Any] = created.json()
+    return note
