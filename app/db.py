@@ -8,6 +8,7 @@ embedded PostgreSQL's does.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +44,7 @@ def _serve_as(engine: Engine, role: str) -> None:
     """Make every new connection of `engine` assume `role`, for the whole life of the connection."""
 
     def assume_role(dbapi_connection: Any, _record: Any) -> None:
+        """SET ROLE on a fresh connection, then check the role cannot bypass row-level security."""
         with dbapi_connection.cursor() as cursor:
             cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             cursor.execute(_ROLE_FLAGS)
@@ -67,6 +69,7 @@ class Database:
         tenancy.install(self._sessions)
         self._owner_engine: Engine | None = None
         self._owner: sessionmaker[Session] | None = None
+        self._owner_lock = threading.Lock()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -83,10 +86,12 @@ class Database:
         security (a superuser such as the embedded server's, or a BYPASSRLS role); a plain owner is bound
         by `FORCE ROW LEVEL SECURITY` like the app role.
         """
-        if self._owner is None:
-            self._owner_engine = _engine(self.url, pool_size=2)
-            self._owner = sessionmaker(self._owner_engine, expire_on_commit=False, autoflush=False)
-        with self._owner() as session:
+        with self._owner_lock:
+            if self._owner is None:
+                self._owner_engine = _engine(self.url, pool_size=2)
+                self._owner = sessionmaker(self._owner_engine, expire_on_commit=False, autoflush=False)
+            owner = self._owner
+        with owner() as session:
             yield session
 
     def ping(self) -> bool:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -216,7 +217,10 @@ class Deal(OrgOwned, Base):
 
     __tablename__ = "crm_deals"
     # The target of the notes' (org_id, deal_id) key: a note can only belong to a deal of its own organisation.
-    __table_args__ = (UniqueConstraint("org_id", "id"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "id"),
+        CheckConstraint("amount >= 0", name="ck_crm_deals_amount_not_negative"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     org_id: Mapped[uuid.UUID] = _org_id()

@@ -12,14 +12,16 @@ from fastapi import Query
 
 from app.api.schemas import error_responses
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "TOTAL_COUNT_HEADER", "Limit", "Offset", "listed_responses"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "TOTAL_COUNT_HEADER", "Limit", "Offset", "listed_responses"]
 
 TOTAL_COUNT_HEADER = "X-Total-Count"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+# Bounded so that no offset a client sends can overflow PostgreSQL's OFFSET (a 422, never a 500).
+MAX_OFFSET = 2**31 - 1
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"How many records to answer (1 to {MAX_LIMIT})")]
-Offset = Annotated[int, Query(ge=0, description="How many records to skip, oldest first")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many records to skip, oldest first")]
 
 
 def listed_responses(noun: str) -> dict[int | str, dict[str, Any]]:

@@ -10,12 +10,21 @@ import time
 
 import httpx
 import psycopg
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.migrations import HEAD
 from tests.app.support import ISSUER, Minter, clerk_id, public_pem
 
-APP_VARS = ("DATABASE_URL", "CLERK_JWT_KEY", "CLERK_ISSUER", "CLERK_AUTHORIZED_PARTIES", "APP_MODE", "APP_FAULTS")
+APP_VARS = (
+    "DATABASE_URL",
+    "DATABASE_APP_ROLE",
+    "CLERK_JWT_KEY",
+    "CLERK_ISSUER",
+    "CLERK_AUTHORIZED_PARTIES",
+    "APP_MODE",
+    "APP_FAULTS",
+)
 
 
 def environment(**values: str) -> dict[str, str]:
@@ -93,4 +102,24 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(signing_key: rsa.RS
     )
     assert done.returncode == 3
     assert done.stderr.splitlines()[-1].startswith("error: cannot migrate the database at DATABASE_URL:")
+    assert "Traceback" not in done.stderr
+
+
+def test_an_app_role_that_bypasses_row_security_exits_3(database_url: str, signing_key: rsa.RSAPrivateKey) -> None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    assert row is not None
+    if not row[1]:
+        pytest.skip("needs a superuser DATABASE_URL to name a role that bypasses row-level security")
+    env = environment(
+        DATABASE_URL=database_url,
+        DATABASE_APP_ROLE=str(row[0]),
+        CLERK_JWT_KEY=public_pem(signing_key),
+        CLERK_ISSUER=ISSUER,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3
+    assert done.stderr.splitlines()[-1].startswith("error: DATABASE_APP_ROLE: the app role")
     assert "Traceback" not in done.stderr

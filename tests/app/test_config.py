@@ -15,6 +15,7 @@ from tests.app.support import ISSUER, public_pem
 
 ENV_VARS = (
     "DATABASE_URL",
+    "DATABASE_APP_ROLE",
     "CLERK_JWT_KEY",
     "CLERK_ISSUER",
     "CLERK_AUTHORIZED_PARTIES",
@@ -49,6 +50,7 @@ def test_valid_environment_is_read(env: pytest.MonkeyPatch) -> None:
     assert settings.clerk_authorized_parties == ("https://app.example.com", "http://localhost:3000")
     assert settings.app_mode is AppMode.PRODUCTION
     assert settings.app_faults == frozenset()
+    assert settings.database_app_role == "iam_app"
     assert "app@localhost" not in repr(settings)  # the URL may carry a password: never in a repr
 
 
@@ -119,6 +121,9 @@ def test_a_one_line_pem_is_accepted(env: pytest.MonkeyPatch, signing_key: rsa.RS
         ("DATABASE_URL", "mysql://app@localhost/app"),
         ("APP_MODE", "staging"),
         ("CLERK_AUTHORIZED_PARTIES", "app.example.com"),
+        ("DATABASE_APP_ROLE", "iam_app; DROP TABLE crm_contacts"),
+        ("DATABASE_APP_ROLE", "Postgres"),
+        ("DATABASE_APP_ROLE", ""),
     ],
 )
 def test_malformed_values_are_refused_by_name(env: pytest.MonkeyPatch, variable: str, value: str) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tests.app.support import ActiveOrg, Minter, TestClient, add_member, clerk_id, sign_in
-
-RANDOM_ID = "00000000-0000-4000-8000-00000000beef"
+from tests.app.support import RANDOM_ID, ActiveOrg, Minter, TestClient, add_member, clerk_id, sign_in
 
 
 def test_admin_adds_lists_changes_and_removes_a_member(client: TestClient, minter: Minter) -> None:
@@ -64,3 +62,25 @@ def test_only_members_managers_manage_members(client: TestClient, minter: Minter
     assert got.status_code == 403 and got.json()["permission"] == "members:manage"
     promote = client.put(f"/api/members/{member.user_id}/roles", headers=member.headers, json={"roles": ["Admin"]})
     assert promote.status_code == 403
+
+
+def test_a_member_is_read_by_user_id(client: TestClient, minter: Minter) -> None:
+    admin = sign_in(client, minter, org=ActiveOrg())
+    viewer = add_member(client, admin, minter, roles=["Viewer"])
+    got = client.get(f"/api/members/{viewer.user_id}", headers=admin.headers)
+    assert got.status_code == 200
+    assert got.json() == {"user_id": viewer.user_id, "external_id": viewer.sub, "roles": ["Viewer"]}
+    assert client.get(f"/api/members/{admin.user_id}", headers=admin.headers).json()["roles"] == ["Admin"]
+
+
+def test_reading_a_member_needs_members_read_and_stays_in_the_org(client: TestClient, minter: Minter) -> None:
+    org1 = sign_in(client, minter, org=ActiveOrg())
+    org2 = sign_in(client, minter, org=ActiveOrg())
+    member = add_member(client, org1, minter, roles=["Member"])
+    refused = client.get(f"/api/members/{org1.user_id}", headers=member.headers)
+    assert refused.status_code == 403 and refused.json()["permission"] == "members:read"
+    assert client.get(f"/api/members/{org1.user_id}").status_code == 401
+    for user_id in (org2.user_id, RANDOM_ID):
+        got = client.get(f"/api/members/{user_id}", headers=org1.headers)
+        assert (got.status_code, got.json()) == (404, {"error": "not_found"})
+    assert client.get("/api/members/not-a-uuid", headers=org1.headers).status_code == 422

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.faults import Fault
 from tests.app.support import TestClient
 
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -117,3 +120,16 @@ def test_paged_lists_document_their_parameters_and_total(schema: dict[str, Any])
     search = {p["name"]: p for p in ops["GET /api/contacts/search"]["parameters"]}
     assert search["q"]["required"] is True and search["q"]["schema"]["maxLength"] == 200
     assert "text/csv" in ops["GET /api/contacts/export.csv"]["responses"]["200"]["content"]
+
+
+README = Path(__file__).resolve().parents[2] / "app" / "README.md"
+
+
+def test_the_readme_lists_every_operation(schema: dict[str, Any]) -> None:
+    rows = re.findall(r"^\| `(GET|POST|PUT|PATCH|DELETE) ([^`?]+)(?:\?[^`]*)?` \|", README.read_text(), re.M)
+    assert {f"{method} {path}" for method, path in rows} == set(operations(schema))
+
+
+def test_the_readme_lists_every_fault() -> None:
+    rows = re.findall(r"^\| `([a-z_]+)` \| ", README.read_text(), re.M)
+    assert {row for row in rows if row in {f.value for f in Fault}} == {f.value for f in Fault}

@@ -29,6 +29,7 @@ from app.api.schemas import (
     ContactCreate,
     ContactOut,
     ContactPatch,
+    SearchText,
     error_responses,
 )
 from app.faults import Fault
@@ -42,7 +43,7 @@ CSV_COLUMNS = ("id", "name", "email", "notes", "created_at", "updated_at")
 # A spreadsheet runs a cell that starts with one of these as a formula: exported text must never do that.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-SearchText = Annotated[str, Query(min_length=1, max_length=200, description="Text to find in name, email or notes")]
+Search = Annotated[SearchText, Query(description="Text to find in name, email or notes (1 to 200 characters)")]
 
 _LISTED = listed_responses("contacts")
 _GUARDED = error_responses(401, 403, 422)
@@ -80,7 +81,7 @@ def search_contacts(
     session: SessionDep,
     services: ServicesDep,
     response: Response,
-    q: SearchText,
+    q: Search,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> list[ContactOut]:

@@ -11,7 +11,7 @@ Identity resolution runs before the organisation is known ("which organisations 
 
 The app serves as a role without BYPASSRLS that does not own these tables (see `app.migrations.roles`);
 `FORCE` also binds the owner, so a connection that skips `SET ROLE` still cannot read across tenants
-unless it is a superuser.
+unless it is a superuser or has BYPASSRLS.
 
 Revision ID: 0003
 Revises: 0002
