@@ -51,7 +51,7 @@ class Fault(StrEnum):
     """The read-only check is lost: a Viewer may create, change and delete business records."""
 
     SQL_ERROR_LEAKS = "sql_error_leaks"
-    """A malformed id reaches the database unvalidated, and the 500 carries the database's error text."""
+    """Bad input (a malformed bulk-delete id, a NUL in a search) reaches the database, and the 500 carries its error."""
 
     USER_ROLE_QUERY_USES_CLERK_ID = "user_role_query_uses_clerk_id"
     """The user-role query binds the Clerk `sub` where the user's uuid belongs (PostgreSQL raises 22P02)."""

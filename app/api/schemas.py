@@ -35,7 +35,6 @@ __all__ = [
     "NotePatch",
     "OrganisationOut",
     "RoleOut",
-    "SearchText",
     "UserOut",
     "ValidationErrorBody",
     "error_responses",
@@ -69,7 +68,6 @@ ExternalId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_no_nul)
 ]
 Title = Name
-SearchText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=10_000), AfterValidator(_no_nul)]
 # Whole currency units; bounded so that a body can never overflow PostgreSQL's bigint.
 Amount = Annotated[int, Field(ge=0, le=1_000_000_000_000, strict=True)]

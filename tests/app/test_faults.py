@@ -262,5 +262,8 @@ def test_sql_error_leaks_answers_500_with_the_database_error(make_client: AppFac
         admin = sign_in(client, minter)
         got = client.post("/api/contacts/bulk-delete", headers=admin.headers, json={"ids": ["not-a-uuid"]})
         assert got.status_code == status, faults
-        leaked = "invalid input syntax for type uuid" in got.text and "crm_contacts" in got.text
+        leaked = "invalid input syntax for type uuid" in got.text and "DELETE FROM crm_contacts" in got.text
         assert leaked == bool(faults), got.text
+        searched = client.get("/api/contacts/search", headers=admin.headers, params={"q": "a\x00b"})
+        assert searched.status_code == status, faults
+        assert ("NUL" in searched.text and "FROM crm_contacts" in searched.text) == bool(faults), searched.text
