@@ -235,37 +235,64 @@ class _Fuzzer:
 
     def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org) -> None:
         own_path = fill_path_by_name(op.path, self.own_ids(org, op) or {})
+        own_body = self.mark_body(case.body, who, 999, org)
         for other in self.world.orgs.values():
             if other.key == org.key:
                 continue
-            body, references = self.foreign_body(self.mark_body(case.body, who, 999, org), other, op)
             if op.path_params:
-                foreign = self.foreign_ids(other, op)
-                control = fill_path_by_name(
-                    op.path, {p: str(uuid.UUID(int=self.rng.getrandbits(128))) for p in op.path_params}
-                )
-                random_seen = self.send(caller, who, op, control, case, "existence", body=body)
-                for ids in foreign:
-                    seen = self.send(caller, who, op, fill_path_by_name(op.path, ids), case, "foreign-id", body=body)
-                    if seen.ok:
-                        detail = f"answered {seen.status} on {other.key}'s {ids}"
-                        self.find(Kind.CROSS_ORG_READ, op, who, detail, seen.curl)
-                    elif (seen.status, _shape(seen)) != (random_seen.status, _shape(random_seen)):
-                        detail = f"{other.key}'s id answers {seen.status}, a random id {random_seen.status}"
-                        self.find(Kind.EXISTENCE_ORACLE, op, who, detail, seen.curl)
-            if body is not None and op.mutating:
-                # Nested references and privileged fields aimed at the other organisation, on the caller's own
-                # records: a 2xx that took a reference to another organisation's record is a leak by itself.
-                seen = self.send(caller, who, op, own_path, case, "foreign-reference", body=body)
-                if seen.ok and references:
-                    detail = f"accepted a reference to {other.key}'s records ({', '.join(references)})"
-                    self.find(Kind.CROSS_ORG_WRITE, op, who, detail, seen.curl)
+                self.foreign_ids_probe(caller, who, op, case, other, own_body)
+            if isinstance(own_body, dict) and op.mutating:
+                self.foreign_body_probes(caller, who, op, case, other, own_body, own_path)
             if other.id is not None:
                 switch = {ORG_SWITCH_HEADER: other.id}
                 self.send(caller, who, op, own_path, case, "org-switch", headers=switch, query={"org_id": other.id})
+        self.malformed_probes(caller, who, op, case, own_path, own_body)
+
+    def foreign_ids_probe(
+        self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, body: Any
+    ) -> None:
+        """The other organisation's ids in the path: never 2xx, and the same answer as a random id."""
+        control = fill_path_by_name(op.path, {p: str(uuid.UUID(int=self.rng.getrandbits(128))) for p in op.path_params})
+        random_seen = self.send(caller, who, op, control, case, "existence", body=body)
+        for ids in self.foreign_ids(other, op):
+            seen = self.send(caller, who, op, fill_path_by_name(op.path, ids), case, "foreign-id", body=body)
+            if seen.ok:
+                self.find(Kind.CROSS_ORG_READ, op, who, f"answered {seen.status} on {other.key}'s {ids}", seen.curl)
+            elif (seen.status, _shape(seen)) != (random_seen.status, _shape(random_seen)):
+                detail = f"{other.key}'s id answers {seen.status}, a random id {random_seen.status}"
+                self.find(Kind.EXISTENCE_ORACLE, op, who, detail, seen.curl)
+
+    def foreign_body_probes(
+        self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, body: dict[str, Any], path: str
+    ) -> None:
+        """On the caller's own records: every reference field aimed at the other organisation's records (a 2xx is
+        a leak by itself), then each privileged field aimed at it (judged by the state check at the end)."""
+        references = {
+            name: value
+            for name in body_fields(self.schema, op)
+            if name.endswith("_id") and (value := self.id_for(other, name, scratch=False))
+        }
+        if references:
+            seen = self.send(caller, who, op, path, case, "foreign-reference", body={**body, **references})
+            if seen.ok:
+                detail = f"accepted a reference to {other.key}'s records ({', '.join(sorted(references))})"
+                self.find(Kind.CROSS_ORG_WRITE, op, who, detail, seen.curl)
+        privileged: list[dict[str, Any]] = [{"org_id": other.id}]
+        privileged.append({"owner_id": other.owner.user_id if other.principals else None})
+        privileged.append({"role": self.config.admin_role, "admin": True, "is_admin": True})
+        for fields in privileged:
+            self.send(caller, who, op, path, case, "mass-assignment", body={**body, **fields})
+
+    def malformed_probes(self, caller: Caller, who: Principal, op: Operation, case: Case, path: str, body: Any) -> None:
+        """Malformed ids in the path and in id fields of the body: a 4xx, never a 5xx or an SQL error."""
         if op.path_params:
             malformed = fill_path_by_name(op.path, dict.fromkeys(op.path_params, MALFORMED_ID))
             self.send(caller, who, op, malformed, case, "malformed-id")
+        fields = body_fields(self.schema, op)
+        broken: dict[str, Any] = {n: MALFORMED_ID for n in fields if n.endswith("_id")}
+        broken |= {n: [MALFORMED_ID] for n in fields if n.endswith("ids")}
+        if broken and isinstance(body, dict):
+            self.send(caller, who, op, path, case, "malformed-id", body={**body, **broken})
 
     # -- ids and bodies ----------------------------------------------------------------------------------------
 
@@ -309,22 +336,6 @@ class _Fuzzer:
         with self.lock:
             self.world.org(org.key).probes.add(marker)
         return json.loads(json.dumps(body).replace(f'"{PROBE}"', json.dumps(marker)).replace(f"{PROBE}@", f"{marker}@"))
-
-    def foreign_body(self, body: Any, other: Org, op: Operation) -> tuple[Any, list[str]]:
-        """The body aimed at `other`: every reference field the schema lists set to one of other's records, and
-        every privileged field set to other's ids; with the names of the reference fields it set."""
-        if not isinstance(body, dict):
-            return body, []
-        aimed = dict(body)
-        references = []
-        for name in {*aimed, *body_fields(self.schema, op)}:
-            if name.endswith("_id") and (value := self.id_for(other, name, scratch=False)):
-                aimed[name] = value
-                references.append(name)
-        if other.id is not None:
-            aimed.update({"org_id": other.id, "owner_id": other.owner.user_id, "role": self.config.admin_role})
-        aimed.update({"admin": True, "is_admin": True})
-        return aimed, sorted(references)
 
     def expected_refusal(self, who: Principal, op: Operation) -> int | None:
         public = op.public or any(str(ref) == str(op) for ref in self.config.fuzz.public)
