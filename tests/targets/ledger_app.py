@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 # API key -> (team, role); the auditors' keys are handed out by logging in.
 KEYS = {"key-north-owner": ("north", "owner"), "key-south-owner": ("south", "owner")}
 USERS = {"north-auditor": ("pw-north", "north", "auditor"), "south-auditor": ("pw-south", "south", "auditor")}
-SECURITY = [{"ApiKey": []}, {"TokenAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"TokenAuth": []}]
 
 
 class LedgerIn(BaseModel):
