@@ -131,6 +131,7 @@ class _Fuzzer:
     def send(
         self, caller: Caller, who: Principal, op: Operation, path: str, case: Case, family: str,
         headers: dict[str, str] | None = None, query: dict[str, Any] | None = None, body: Any = None,
+        echo: str | None = None,
     ) -> Exchange:  # fmt: skip
         with self.lock:
             self.budget.spend()
@@ -139,10 +140,11 @@ class _Fuzzer:
             cell.families.add(family)
         payload = case.body if body is None else body
         seen = caller.call(op.method, path, payload, params={**case.query, **(query or {})}, headers=headers)
-        self.judge_every_response(who, op, seen)
+        self.judge_every_response(who, op, seen, echo)
         return seen
 
-    def judge_every_response(self, who: Principal, op: Operation, seen: Exchange) -> None:
+    def judge_every_response(self, who: Principal, op: Operation, seen: Exchange, echo: str | None = None) -> None:
+        """No 5xx, no internals, no marker the caller may not see (but the one it sent, `echo`, coming back)."""
         if seen.status >= 500:
             self.find(Kind.SERVER_ERROR, op, who, f"answered {seen.status}", seen.curl)
         if leaks := leaks_in(seen.text):
@@ -152,7 +154,7 @@ class _Fuzzer:
             if key == who.org:
                 continue
             for marker in self.world.markers(key):
-                if marker in visible:
+                if marker in visible and marker != echo:
                     self.find(Kind.FOREIGN_MARKER, op, who, f"{key}'s marker {marker} in the response", seen.curl)
                     return
 
@@ -231,9 +233,12 @@ class _Fuzzer:
         if who.role == self.config.admin_role and guarded and not successes and own_ids is not None:
             self.find(Kind.NEVER_SUCCEEDED, op, who, f"no 2xx in {len(cases)} cases on its own organisation's data")
         if org is not None:
-            self.cross_org(caller, who, op, cases[0], org)
+            query_keys = sorted({k for c in cases for k, v in c.query.items() if isinstance(v, str)})
+            self.cross_org(caller, who, op, cases[0], org, query_keys)
 
-    def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org) -> None:
+    def cross_org(
+        self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org, query_keys: list[str]
+    ) -> None:
         own_path = fill_path_by_name(op.path, self.own_ids(org, op) or {})
         own_body = self.mark_body(case.body, who, 999, org)
         for other in self.world.orgs.values():
@@ -246,7 +251,21 @@ class _Fuzzer:
             if other.id is not None:
                 switch = {ORG_SWITCH_HEADER: other.id}
                 self.send(caller, who, op, own_path, case, "org-switch", headers=switch, query={"org_id": other.id})
+            if query_keys and (foreign_markers := sorted(self.world.markers(other.key))):
+                self.foreign_query_probe(caller, who, op, case, own_path, query_keys, foreign_markers[0])
         self.malformed_probes(caller, who, op, case, own_path, own_body)
+
+    def foreign_query_probe(
+        self, caller: Caller, who: Principal, op: Operation, case: Case, path: str, keys: list[str], value: str
+    ) -> None:
+        """Searching for another organisation's value (a name, an email, a user id) answers exactly as searching
+        for a value nobody has: an echo of the query is fine, anything more is a leak."""
+        nobody = f"{value[: len(value) // 2]}{self.rng.getrandbits(64):016x}"[: len(value)]
+        control = self.send(caller, who, op, path, case, "foreign-query", query=dict.fromkeys(keys, nobody))
+        seen = self.send(caller, who, op, path, case, "foreign-query", query=dict.fromkeys(keys, value), echo=value)
+        if (seen.status, seen.text.replace(value, "?")) != (control.status, control.text.replace(nobody, "?")):
+            detail = f"searching {', '.join(keys)} for another organisation's {value} answers unlike a random value"
+            self.find(Kind.FOREIGN_MARKER, op, who, detail, seen.curl)
 
     def foreign_ids_probe(
         self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, body: Any

@@ -152,9 +152,10 @@ class World:
         return self.orgs[key]
 
     def markers(self, key: str) -> set[str]:
-        """The markers of one organisation's records."""
+        """What must never show outside one organisation: its records' markers and its users' Clerk ids."""
         org = self.orgs[key]
-        return {c.marker for c in [*org.canaries, *org.scratch]}
+        subs = {p.credentials.sub for p in org.principals if isinstance(p.credentials, ClerkCredentials)}
+        return {c.marker for c in [*org.canaries, *org.scratch]} | subs
 
     def principals(self) -> list[Principal]:
         """Every principal of every organisation, then anonymous."""
