@@ -18,6 +18,7 @@ import pytest
 
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
+from harness.keycli import add_commands, run_command
 from harness.targets import default_config_path, parse_faults
 
 __all__ = ["main"]
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fuzz-cases", type=int, default=None, help="generated cases per operation (default: config)")
     run.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
+    add_commands(commands, _Parser)
     return parser
 
 
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
+        return _run(args) if args.command == "run" else run_command(args)
     except HarnessError as exc:
         print(f"iam-harness: {exc}", file=sys.stderr)
         return exc.exit_code

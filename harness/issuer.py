@@ -1,32 +1,69 @@
-"""A Clerk-shaped issuer: an RSA-2048 key, its JWKS, and session tokens minted as Clerk mints them.
+"""A Clerk-shaped issuer: RSA-2048 keys, their JWKS, and session tokens minted as Clerk mints them.
 
-Claims follow Clerk's session-token docs (v2): `azp, exp (iat + 60 s), fva, iat, iss, nbf (iat - 10),
-sid, sub, v, sts` and, when an organisation is active, `o: {id, slg, rol, per}` with `rol` unprefixed.
+Claims follow Clerk's session-token docs. v2: `azp, exp (iat + 60 s), fva, iat, iss, nbf (iat - 10), sid,
+sub, v: 2, sts` and, when an organisation is active, `o: {id, slg, rol, per, fpm}` with `rol` unprefixed;
+optional `pla`, `fea` (billing) and `act` (impersonation). v1: no `v` or `sts`, and `org_id`, `org_role`
+(`org:admin`), `org_slug`, `org_permissions` instead of `o`. Header `{alg: RS256, kid, typ: JWT}`, with
+`cat: cl_B7d4PD111AAA` (the session category) where asked.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import string
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-__all__ = ["ActiveOrg", "Issuer", "SessionToken", "clerk_id"]
+__all__ = [
+    "SESSION_CATEGORY",
+    "ActiveOrg",
+    "Issuer",
+    "SessionToken",
+    "clerk_id",
+    "cookie_suffix",
+    "load_private_pem",
+    "new_key",
+    "private_pem",
+    "publishable_key",
+]
 
 _ALPHABET = string.ascii_letters + string.digits
 DEFAULT_TTL = 60
 NBF_SKEW = 10
+SESSION_CATEGORY = "cl_B7d4PD111AAA"
+KEY_SIZE = 2048  # Clerk's JS SDK loads a PEM jwtKey by stripping a fixed 2048-bit header: no other size works
 
 
 def clerk_id(prefix: str, rng: random.Random) -> str:
     """An id shaped like Clerk's: `<prefix>_2` followed by 26 base62 characters (27 after the underscore)."""
     return f"{prefix}_2" + "".join(rng.choice(_ALPHABET) for _ in range(26))
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    """A signing key as Clerk's: RSA-2048, e = 65537."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+
+
+def publishable_key(issuer_url: str) -> str:
+    """The publishable key naming the issuer's frontend API: `pk_test_` for development instances (`*.clerk.
+    accounts.dev`), `pk_live_` otherwise, then base64 of `<host>$` without padding."""
+    host = urlsplit(issuer_url).netloc
+    kind = "pk_test_" if host.endswith(".clerk.accounts.dev") else "pk_live_"
+    return kind + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
+
+
+def cookie_suffix(publishable: str) -> str:
+    """The suffix of Clerk's per-instance cookie names: 8 characters of base64url(SHA-1(publishable key))."""
+    digest = hashlib.sha1(publishable.encode(), usedforsecurity=False).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:8]
 
 
 @dataclass(frozen=True)
@@ -37,10 +74,19 @@ class ActiveOrg:
     slug: str
     role: str = "admin"
     permissions: tuple[str, ...] = ()
+    feature_map: str | None = None  # `fpm`: per-feature bitmaps over `per`, with billing features
 
     def claim(self) -> dict[str, str]:
         """The v2 `o` claim: role without the `org:` prefix, permissions comma-joined."""
-        return {"id": self.id, "slg": self.slug, "rol": self.role, "per": ",".join(self.permissions)}
+        found = {"id": self.id, "slg": self.slug, "rol": self.role, "per": ",".join(self.permissions)}
+        if self.feature_map is not None:
+            found["fpm"] = self.feature_map
+        return found
+
+    def v1_claims(self) -> dict[str, Any]:
+        """The v1 claims: `org_role` with the `org:` prefix, permissions as a list."""
+        role = self.role if self.role.startswith("org:") else f"org:{self.role}"
+        return {"org_id": self.id, "org_role": role, "org_slug": self.slug, "org_permissions": list(self.permissions)}
 
 
 @dataclass(frozen=True)
@@ -49,6 +95,7 @@ class SessionToken:
 
     jwt: str
     claims: dict[str, Any] = field(hash=False)
+    suffix: str | None = None  # Clerk's per-instance cookie suffix, where the publishable key is known
 
     @property
     def headers(self) -> dict[str, str]:
@@ -57,12 +104,16 @@ class SessionToken:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """As a browser holds it: `__session`, and `__client_uat` not later than the token's `iat`."""
-        return {"__session": self.jwt, "__client_uat": str(self.claims["iat"])}
+        """As a browser holds it: `__session`, and `__client_uat` not later than the token's `iat`, with the
+        suffixed names Clerk sets beside them."""
+        found = {"__session": self.jwt, "__client_uat": str(self.claims["iat"])}
+        if self.suffix:
+            found |= {f"{name}_{self.suffix}": value for name, value in list(found.items())}
+        return found
 
 
 class Issuer:
-    """Holds a signing key and mints Clerk v2 session tokens with it."""
+    """Holds signing keys (the newest signs; every one not retired is in the JWKS) and mints session tokens."""
 
     def __init__(
         self,
@@ -72,31 +123,58 @@ class Issuer:
         rng: random.Random,
         private_pem: str | None = None,
         kid: str | None = None,
+        keys: list[tuple[str, rsa.RSAPrivateKey]] | None = None,
     ) -> None:
         self.issuer_url = issuer_url
         self.authorized_party = authorized_party
         self._rng = rng
-        if private_pem is None:
-            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if keys:
+            self._keys = list(keys)
+        elif private_pem is not None:
+            self._keys = [(kid or self._new_kid(), load_private_pem(private_pem))]
         else:
-            loaded = serialization.load_pem_private_key(private_pem.encode(), password=None)
-            if not isinstance(loaded, rsa.RSAPrivateKey):
-                raise ValueError("the issuer's key must be an RSA private key")
-            self._key = loaded
-        self.kid = kid or "ins_" + "".join(rng.choice(_ALPHABET) for _ in range(27))
+            self._keys = [(kid or self._new_kid(), new_key())]
+
+    def _new_kid(self) -> str:
+        return "ins_" + "".join(self._rng.choice(_ALPHABET) for _ in range(27))
+
+    @property
+    def kid(self) -> str:
+        """The id of the key that signs new tokens."""
+        return self._keys[-1][0]
+
+    @property
+    def keys(self) -> list[tuple[str, rsa.RSAPrivateKey]]:
+        """Every key not retired, oldest first; the last one signs."""
+        return list(self._keys)
+
+    def rotate(self) -> str:
+        """Start signing with a new key; the old ones stay in the JWKS until retired. Returns the new kid."""
+        self._keys.append((self._new_kid(), new_key()))
+        return self.kid
+
+    def retire(self, kid: str) -> None:
+        """Take a key out of the JWKS (never the one that signs)."""
+        if kid == self.kid:
+            raise ValueError("the signing key cannot be retired; rotate first")
+        self._keys = [(k, key) for k, key in self._keys if k != kid]
+
+    @property
+    def publishable_key(self) -> str:
+        """The publishable key of this issuer's frontend API."""
+        return publishable_key(self.issuer_url)
 
     @property
     def private_pem(self) -> str:
         """The signing key, so that parallel workers of one run sign with the same key the target trusts."""
-        return self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        return private_pem(self._keys[-1][1])
 
     @property
     def public_pem(self) -> str:
         """The PEM an app verifying networkless trusts (Clerk's `CLERK_JWT_KEY`)."""
         return (
-            self._key.public_key()
+            self._keys[-1][1]
+            .public_key()
             .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             .decode()
         )
@@ -104,19 +182,7 @@ class Issuer:
     @property
     def jwks(self) -> dict[str, Any]:
         """The JWKS document an app fetching keys by URL reads."""
-        numbers = self._key.public_key().public_numbers()
-        return {
-            "keys": [
-                {
-                    "kty": "RSA",
-                    "use": "sig",
-                    "alg": "RS256",
-                    "kid": self.kid,
-                    "n": _b64uint(numbers.n),
-                    "e": _b64uint(numbers.e),
-                }
-            ]
-        }
+        return {"keys": [_jwk(kid, key) for kid, key in self._keys]}
 
     def mint(
         self,
@@ -126,8 +192,12 @@ class Issuer:
         ttl: int = DEFAULT_TTL,
         now: int | None = None,
         status: str = "active",
+        version: int = 2,
+        category: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> SessionToken:
-        """Mint a v2 session token for `sub`, with `org` active when given."""
+        """Mint a session token for `sub` (v2 unless `version=1`), with `org` active when given; `extra` adds
+        claims such as `pla`, `fea` or `act`."""
         iat = int(time.time()) if now is None else now
         claims: dict[str, Any] = {
             "azp": self.authorized_party,
@@ -137,14 +207,41 @@ class Issuer:
             "iss": self.issuer_url,
             "nbf": iat - NBF_SKEW,
             "sid": clerk_id("sess", self._rng),
-            "sts": status,
             "sub": sub,
-            "v": 2,
         }
-        if org is not None:
-            claims["o"] = org.claim()
-        token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
-        return SessionToken(jwt=token, claims=claims)
+        if version == 2:
+            claims |= {"sts": status, "v": 2}
+            if org is not None:
+                claims["o"] = org.claim()
+        elif version == 1:
+            if org is not None:
+                claims |= org.v1_claims()
+        else:
+            raise ValueError(f"Clerk session tokens are version 1 or 2, not {version}")
+        claims |= extra or {}
+        header = {"kid": self.kid, "typ": "JWT"} | ({"cat": SESSION_CATEGORY} if category else {})
+        token = jwt.encode(claims, self._keys[-1][1], algorithm="RS256", headers=header)
+        return SessionToken(jwt=token, claims=claims, suffix=cookie_suffix(self.publishable_key))
+
+
+def load_private_pem(pem: str) -> rsa.RSAPrivateKey:
+    """An RSA private key from PEM; anything else is refused."""
+    loaded = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError("the issuer's key must be an RSA private key")
+    return loaded
+
+
+def private_pem(key: rsa.RSAPrivateKey) -> str:
+    """PKCS#8 PEM of a private key."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, str]:
+    numbers = key.public_key().public_numbers()
+    return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": _b64uint(numbers.n), "e": _b64uint(numbers.e)}
 
 
 def _b64uint(value: int) -> str:

@@ -25,6 +25,7 @@ from harness.config import TargetConfig, load_config
 from harness.errors import HarnessError
 from harness.evidence import Evidence
 from harness.issuer import Issuer
+from harness.keys import KeyStore
 from harness.render import print_table, write_markdown
 from harness.report import Answer, Report, ScenarioOutcome, decide, write_json
 from harness.share import dump_issuer, dump_target, load_issuer, load_target
@@ -141,7 +142,8 @@ def _launch(config: pytest.Config, target_config: TargetConfig) -> Iterator[tupl
         )
     else:
         planned = RemoteTarget(where, target_config)
-    issuer = Issuer(
+    # The project's stored key: tokens from `iam-harness token mint` work on the embedded target too.
+    issuer = KeyStore().issuer(
         issuer_url=target_config.issuer, authorized_party=origin_of(planned.base_url), rng=random.Random(state.seed)
     )
     state.target = planned.description

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness.issuer import ActiveOrg, Issuer, clerk_id
+from harness.issuer import ActiveOrg, Issuer, clerk_id, cookie_suffix, publishable_key
 
 ISS = "https://iam-harness.clerk.accounts.dev"
 AZP = "http://127.0.0.1:8000"
@@ -72,3 +72,39 @@ def test_clerk_ids_are_shaped_and_seeded() -> None:
     a, b = clerk_id("user", random.Random(1)), clerk_id("user", random.Random(1))
     assert a == b and re.fullmatch(r"user_2[A-Za-z0-9]{26}", a)
     assert clerk_id("user", random.Random(2)) != a
+
+
+def test_v1_claims(issuer: Issuer) -> None:
+    org = ActiveOrg(id="org_2xyz", slug="acme", role="admin", permissions=("org:sys_memberships:read",))
+    claims = issuer.mint("user_2abc", org=org, version=1).claims
+    assert "v" not in claims and "sts" not in claims and "o" not in claims
+    assert claims["org_id"] == "org_2xyz" and claims["org_role"] == "org:admin" and claims["org_slug"] == "acme"
+    assert claims["org_permissions"] == ["org:sys_memberships:read"]
+
+
+def test_session_category_header(issuer: Issuer) -> None:
+    assert jwt.get_unverified_header(issuer.mint("user_2abc", category=True).jwt)["cat"] == "cl_B7d4PD111AAA"
+
+
+def test_publishable_key_and_cookie_suffix() -> None:
+    assert publishable_key("https://iam-harness.clerk.accounts.dev").startswith("pk_test_")
+    live = publishable_key("https://clerk.example.com")
+    assert live.startswith("pk_live_")
+    assert base64.b64decode(live.removeprefix("pk_live_") + "==") == b"clerk.example.com$"
+    suffix = cookie_suffix(live)
+    assert len(suffix) == 8
+
+
+def test_rotation_keeps_old_key_in_jwks_until_retired(issuer: Issuer) -> None:
+    rotating = Issuer(issuer_url=ISS, authorized_party=AZP, rng=random.Random(9))
+    old = rotating.kid
+    old_token = rotating.mint("user_2abc").jwt
+    new = rotating.rotate()
+    assert jwt.get_unverified_header(rotating.mint("user_2abc").jwt)["kid"] == new
+    assert {k["kid"] for k in rotating.jwks["keys"]} == {old, new}
+    keys = {k["kid"]: jwt.PyJWK(k).key for k in rotating.jwks["keys"]}
+    assert jwt.decode(old_token, keys[old], algorithms=["RS256"])["sub"] == "user_2abc"
+    rotating.retire(old)
+    assert [k["kid"] for k in rotating.jwks["keys"]] == [new]
+    with pytest.raises(ValueError, match="rotate first"):
+        rotating.retire(new)

@@ -1,0 +1,131 @@
+"""`iam-harness token ...` and `iam-harness issuer ...`: tokens and keys for engineers reproducing an auth bug.
+
+iam-harness token mint --sub user_2... [--org org_2...] [--role admin] [--v1] [--ttl 60] [--curl URL]
+iam-harness token decode TOKEN
+iam-harness issuer pem | jwks | rotate | serve --port N
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import secrets
+import shlex
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from harness.config import DEFAULT_ISSUER
+from harness.errors import ConfigError
+from harness.explain import explain
+from harness.issuer import ActiveOrg, Issuer
+from harness.keys import KeyStore
+from harness.target import origin_of
+
+__all__ = ["add_commands", "run_command"]
+
+JWKS_PATH = "/.well-known/jwks.json"
+JWKS_MAX_AGE = 300
+DEFAULT_AZP = "http://127.0.0.1"
+
+
+def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    """Add the `token` and `issuer` commands to the CLI's subparsers."""
+    token = commands.add_parser("token", help="mint or explain Clerk-shaped session tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, parser_class=parser_class)
+    mint = token_commands.add_parser("mint", help="print a session token signed with the project's key")
+    mint.add_argument("--sub", required=True, help="the Clerk user id (user_...)")
+    mint.add_argument("--org", help="the active organisation's Clerk id (org_...)")
+    mint.add_argument("--slug", default="acme", help="the active organisation's slug")
+    mint.add_argument("--role", default="admin", help="the organisation role, without the org: prefix")
+    mint.add_argument("--permission", action="append", default=[], help="an organisation permission (repeatable)")
+    mint.add_argument("--v1", action="store_true", help="a version 1 token (org_* claims, no v or sts)")
+    mint.add_argument("--ttl", type=int, default=60, help="seconds until exp (default 60, as Clerk's)")
+    mint.add_argument("--pending", action="store_true", help="sts: pending (signed in, no organisation chosen yet)")
+    mint.add_argument("--curl", metavar="URL", help="print a ready curl line for URL instead of the bare token")
+    mint.add_argument("--issuer", default=DEFAULT_ISSUER, help=f"the iss claim (default {DEFAULT_ISSUER})")
+    mint.add_argument("--azp", default=None, help="the azp claim (default: the --curl URL's origin)")
+    decode = token_commands.add_parser("decode", help="explain a token: its claims and every rule it breaks")
+    decode.add_argument("token")
+    decode.add_argument("--issuer", default=DEFAULT_ISSUER, help="the iss the token should carry")
+    issuer = commands.add_parser("issuer", help="the project's signing keys")
+    issuer_commands = issuer.add_subparsers(dest="issuer_command", required=True, parser_class=parser_class)
+    issuer_commands.add_parser("pem", help="print the public key an app should trust (CLERK_JWT_KEY)")
+    issuer_commands.add_parser("jwks", help="print the JWKS document")
+    issuer_commands.add_parser("rotate", help="start signing with a new key (the old one stays in the JWKS)")
+    serve = issuer_commands.add_parser("serve", help=f"serve the JWKS at http://127.0.0.1:PORT{JWKS_PATH}")
+    serve.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a `token` or `issuer` command; return the exit code."""
+    store = KeyStore()
+    azp = (
+        args.azp if getattr(args, "azp", None) else origin_of(args.curl) if getattr(args, "curl", None) else DEFAULT_AZP
+    )
+    issuer = store.issuer(
+        issuer_url=getattr(args, "issuer", DEFAULT_ISSUER),
+        authorized_party=azp,
+        rng=random.Random(secrets.randbits(64)),
+    )
+    if args.command == "token" and args.token_command == "mint":  # noqa: S105 (a command name)
+        return _mint(args, issuer)
+    if args.command == "token":
+        explained = explain(args.token, now=int(time.time()), issuer=issuer)
+        print("\n".join(explained.lines()))
+        return 1 if explained.broken else 0
+    if args.issuer_command == "pem":
+        print(issuer.public_pem, end="")
+    elif args.issuer_command == "jwks":
+        print(json.dumps(issuer.jwks, indent=2))
+    elif args.issuer_command == "rotate":
+        old = issuer.kid
+        store.save(issuer)
+        new = issuer.rotate()
+        store.save(issuer)
+        print(f"now signing with {new}; {old} stays in the JWKS until retired")
+    else:
+        _serve(issuer, args.port)
+    return 0
+
+
+def _mint(args: argparse.Namespace, issuer: Issuer) -> int:
+    if not args.sub.strip():
+        raise ConfigError("--sub must name a user (user_...)")
+    if not 1 <= args.ttl <= 86_400:
+        raise ConfigError(f"--ttl must be from 1 to 86400 seconds, got {args.ttl}")
+    org = ActiveOrg(args.org, args.slug, args.role, tuple(args.permission)) if args.org else None
+    token = issuer.mint(
+        args.sub, org=org, ttl=args.ttl, version=1 if args.v1 else 2, status="pending" if args.pending else "active"
+    )
+    if args.curl:
+        print(shlex.join(["curl", "-sS", args.curl, "-H", f"Authorization: Bearer {token.jwt}"]))
+    else:
+        print(token.jwt)
+    return 0
+
+
+def _serve(issuer: Issuer, port: int) -> None:
+    body = json.dumps(issuer.jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != JWKS_PATH:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", f"public, max-age={JWKS_MAX_AGE}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print(f"serving http://127.0.0.1:{server.server_address[1]}{JWKS_PATH} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,106 @@
+"""The project's stored keys, and `token decode`'s explanation of what a token breaks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+
+from harness.errors import ConfigError
+from harness.explain import explain
+from harness.issuer import Issuer
+from harness.keys import HOME_ENV, KeyStore
+
+ISS = "https://iam-harness.clerk.accounts.dev"
+NOW = 1_800_000_000
+
+
+def _issuer(store: KeyStore) -> Issuer:
+    return store.issuer(issuer_url=ISS, authorized_party="http://127.0.0.1", rng=random.Random(1))
+
+
+def _unsigned(header: dict[str, object], claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part(header)}.{part(claims)}."
+
+
+def test_keys_persist_privately_and_rotate(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "home")
+    first = _issuer(store)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert _issuer(store).public_pem == first.public_pem  # another command, the same key
+    old = first.kid
+    new = first.rotate()
+    store.save(first)
+    again = _issuer(store)
+    assert again.kid == new and [kid for kid, _ in again.keys] == [old, new]
+
+
+def test_unreadable_key_file_is_named(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    store.path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"keys\.json is unreadable"):
+        _issuer(store)
+
+
+def test_valid_token_breaks_nothing(tmp_path: Path) -> None:
+    issuer = _issuer(KeyStore(tmp_path))
+    assert explain(issuer.mint("user_2abc", now=NOW).jwt, now=NOW, issuer=issuer).broken == ()
+
+
+@pytest.mark.parametrize(
+    ("make", "rule"),
+    [
+        (lambda i: i.mint("user_2abc", now=NOW - 120).jwt, "expired 60 s ago"),
+        (lambda i: i.mint("user_2abc", now=NOW + 60).jwt, "not valid for another 50 s"),
+        (lambda i: _unsigned({"alg": "none", "typ": "JWT"}, {"sub": "user_2x", "exp": NOW + 60}), "alg 'none'"),
+        (lambda i: _unsigned({"alg": "NoNe"}, {"sub": "user_2x", "exp": NOW + 60}), "an unsigned token"),
+        (lambda i: i.mint("", now=NOW).jwt, "sub must be a non-empty string"),
+        (lambda i: i.mint("user_2abc", now=NOW, status="pending").jwt, "sts pending"),
+        (lambda i: "a.b", "3 dot-separated segments"),
+        (lambda i: "!!.??.x", "not base64url-encoded JSON"),
+        (lambda i: jwt.encode({"sub": "u", "exp": NOW + 9}, "s" * 32, algorithm="HS256"), "alg 'HS256' is not allowed"),
+    ],
+)
+def test_broken_rules_are_named(tmp_path: Path, make: object, rule: str) -> None:
+    issuer = _issuer(KeyStore(tmp_path))
+    token = make(issuer)  # type: ignore[operator]
+    assert any(rule in broken for broken in explain(token, now=NOW, issuer=issuer).broken)
+
+
+def test_foreign_signature_is_named(tmp_path: Path) -> None:
+    issuer = _issuer(KeyStore(tmp_path / "a"))
+    forger = Issuer(issuer_url=ISS, authorized_party="http://127.0.0.1", rng=random.Random(2), kid=issuer.kid)
+    broken = explain(forger.mint("user_2abc", now=NOW).jwt, now=NOW, issuer=issuer).broken
+    assert broken == ("the signature does not verify with the key its kid names",)
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {HOME_ENV: str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env={**os.environ, **env}, check=False
+    )
+
+
+def test_cli_mint_pem_and_decode_agree(tmp_path: Path) -> None:
+    token = _cli(tmp_path, "token", "mint", "--sub", "user_2abc", "--org", "org_2x").stdout.strip()
+    pem = _cli(tmp_path, "issuer", "pem").stdout
+    assert jwt.decode(token, pem, algorithms=["RS256"], issuer=ISS)["o"]["id"] == "org_2x"
+    decoded = _cli(tmp_path, "token", "decode", token)
+    assert decoded.returncode == 0 and "valid: breaks no rule" in decoded.stdout
+    stale = _cli(tmp_path, "token", "decode", _unsigned({"alg": "none"}, {"sub": "x", "exp": 1}))
+    assert stale.returncode == 1 and "alg 'none'" in stale.stdout and "expired" in stale.stdout
+    curl = _cli(tmp_path, "token", "mint", "--sub", "user_2abc", "--curl", "http://127.0.0.1:8000/api/me").stdout
+    assert curl.startswith("curl -sS http://127.0.0.1:8000/api/me -H 'Authorization: Bearer ")
+    bad = _cli(tmp_path, "token", "mint", "--sub", "user_2abc", "--ttl", "0")
+    assert bad.returncode == 2 and "--ttl" in bad.stderr and "Traceback" not in bad.stderr
