@@ -25,6 +25,7 @@ CATALOGUE: tuple[Check, ...] = (
     Check("O2", "A signed-in user without access sees an error page, never a redirect to sign-in", "obstacle"),
     Check("O3", "A fresh deploy has Admin, Member and Viewer with their permissions", "obstacle"),
     Check("O4", "A member with no grant is denied on every operation (no default allow)", "obstacle"),
+    Check("C1", "Authentication solid: every valid Clerk token shape accepted, every forged one refused", "factor"),
     Check(
         "C2",
         "Multi-tenancy schema complete: every business table has org_id -> org_organisation and RLS forced",

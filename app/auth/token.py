@@ -24,6 +24,9 @@ SESSION_CATEGORY = "cl_B7d4PD111AAA"
 MAX_ID_LENGTH = 255
 
 
+MAX_TOKEN_LENGTH = 8 * 1024
+
+
 class InvalidToken(Exception):
     """A refused token; `reason` is a short code a client may see (never the token or key material)."""
 
@@ -63,6 +66,10 @@ class TokenVerifier:
 
     def verify(self, token: str) -> SessionClaims:
         """The claims of a valid session token; raise InvalidToken(reason) for anything else."""
+        # Real session tokens are about a kilobyte; refusing huge ones before any parsing keeps a forged
+        # 64 KiB cookie from costing more than a length check.
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("too_large")
         self._check_header(token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -91,6 +98,10 @@ class TokenVerifier:
             raise InvalidToken("bad_signature") from None
         except jwt.InvalidTokenError:
             raise InvalidToken("malformed") from None
+        # PyJWT turns a numeric string into a NumericDate; RFC 7519 says a number, so anything else is refused.
+        for name in ("exp", "nbf", "iat"):
+            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], int | float)):
+                raise InvalidToken(f"invalid_{name}")
         self._check_authorized_party(claims)
         return SessionClaims(
             subject=self._subject(claims),

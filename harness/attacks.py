@@ -1,0 +1,331 @@
+"""The attack catalogue: every forged, stale and malformed token a target must refuse with 401.
+
+Each entry is named, says what it forges and where the attack comes from (RFC 8725, OWASP ASVS 5.0
+chapter V9, a CVE), and builds its token from a valid session the harness minted. Entries are plain
+functions registered by a decorator, as checks are.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from harness.issuer import ActiveOrg, Issuer, new_key
+
+__all__ = ["CATALOGUE", "Attack", "Forge", "Probe"]
+
+OVERSIZED = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Forge:
+    """What an attack builds from: the issuer the target trusts, a victim's identity and the time."""
+
+    issuer: Issuer
+    sub: str
+    org: ActiveOrg | None
+    now: int
+    listener: str  # a loopback URL that counts requests: `jku`/`x5u` must never be fetched
+
+    def valid_claims(self) -> dict[str, Any]:
+        """The claims of a valid session of the victim."""
+        return dict(self.issuer.mint(self.sub, org=self.org, now=self.now).claims)
+
+    def signed(self, claims: dict[str, Any], **header: Any) -> str:
+        """Claims signed properly with the trusted key (header fields added or replaced)."""
+        return jwt.encode(
+            claims, self.issuer.keys[-1][1], algorithm="RS256", headers={"kid": self.issuer.kid, "typ": "JWT", **header}
+        )
+
+    def valid(self) -> str:
+        """A valid token of the victim."""
+        return self.signed(self.valid_claims())
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A forged token, as sent."""
+
+    attack: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One catalogue entry."""
+
+    name: str
+    source: str
+    doc: str
+    build: Callable[[Forge], str]
+    statuses: frozenset[int] = frozenset({401})  # what counts as refused
+
+
+CATALOGUE: list[Attack] = []
+
+
+def attack(
+    source: str, statuses: frozenset[int] = frozenset({401})
+) -> Callable[[Callable[[Forge], str]], Callable[[Forge], str]]:
+    """Register a catalogue entry; its name is the function's, its doc the docstring."""
+
+    def register(build: Callable[[Forge], str]) -> Callable[[Forge], str]:
+        CATALOGUE.append(Attack(build.__name__, source, (build.__doc__ or "").strip(), build, statuses))
+        return build
+
+    return register
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _segment(value: Any) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any], signature: str = "") -> str:
+    return f"{_segment(header)}.{_segment(claims)}.{signature}"
+
+
+def _hmac(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> str:
+    signing_input = f"{_segment(header)}.{_segment(claims)}"
+    return f"{signing_input}.{_b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())}"
+
+
+# -- algorithm and signature -----------------------------------------------------------------------------------
+
+
+def _alg_none(casing: str) -> Callable[[Forge], str]:
+    def build(forge: Forge) -> str:
+        return _unsigned({"alg": casing, "typ": "JWT"}, forge.valid_claims())
+
+    build.__name__ = f"alg_{casing}"
+    build.__doc__ = f"alg {casing!r}, no signature: the unsigned token of RFC 7519 6.1 (RFC 8725 2.1, ASVS V9.1.2)"
+    return build
+
+
+for _casing in ("none", "None", "NONE", "nOnE"):
+    attack("RFC 8725 2.1; CVE-2015-9235")(_alg_none(_casing))
+
+
+@attack("RFC 8725 3.1")
+def stripped_signature(forge: Forge) -> str:
+    """A valid header and payload with the signature removed."""
+    head, body, _ = forge.valid().split(".")
+    return f"{head}.{body}."
+
+
+@attack("RFC 8725 3.1")
+def null_signature(forge: Forge) -> str:
+    """A valid header and payload with a signature of zero bytes' worth (AAAA)."""
+    head, body, _ = forge.valid().split(".")
+    return f"{head}.{body}.AAAA"
+
+
+@attack("ASVS V9.1.1")
+def tampered_sub(forge: Forge) -> str:
+    """The payload's `sub` swapped for another user's, the original signature kept."""
+    head, _, signature = forge.valid().split(".")
+    return f"{head}.{_segment({**forge.valid_claims(), 'sub': forge.sub[:-4] + 'XXXX'})}.{signature}"
+
+
+@attack("ASVS V9.1.1")
+def tampered_org(forge: Forge) -> str:
+    """The payload's active organisation swapped, the original signature kept."""
+    head, _, signature = forge.valid().split(".")
+    claims = forge.valid_claims()
+    claims["o"] = {**claims.get("o", {}), "id": "org_2" + "Z" * 26, "rol": "admin"}
+    return f"{head}.{_segment(claims)}.{signature}"
+
+
+@attack("RFC 8725 2.1, 3.1; CVE-2016-10555")
+def hs256_with_public_key(forge: Forge) -> str:
+    """RS256 -> HS256 confusion: an HMAC keyed with the trusted RSA public key's PEM."""
+    return _hmac(
+        {"alg": "HS256", "typ": "JWT", "kid": forge.issuer.kid}, forge.valid_claims(), forge.issuer.public_pem.encode()
+    )
+
+
+@attack("RFC 8725 3.5")
+def hs256_blank_secret(forge: Forge) -> str:
+    """An HMAC with an empty secret."""
+    return _hmac({"alg": "HS256", "typ": "JWT"}, forge.valid_claims(), b"")
+
+
+def _other_alg(alg: str) -> Callable[[Forge], str]:
+    def build(forge: Forge) -> str:
+        if alg.startswith("ES"):
+            return jwt.encode(
+                forge.valid_claims(),
+                ec.generate_private_key(ec.SECP256R1()),
+                algorithm=alg,
+                headers={"kid": forge.issuer.kid},
+            )
+        return jwt.encode(
+            forge.valid_claims(), forge.issuer.keys[-1][1], algorithm=alg, headers={"kid": forge.issuer.kid}
+        )
+
+    build.__name__ = f"alg_{alg.lower()}"
+    build.__doc__ = f"a real but not allowed algorithm, {alg}: only RS256 is (RFC 8725 3.1)"
+    return build
+
+
+for _alg in ("RS384", "PS256", "ES256"):
+    attack("RFC 8725 3.1")(_other_alg(_alg))
+
+
+@attack("CVE-2022-21449")
+def es256_psychic_signature(forge: Forge) -> str:
+    """ES256 with r = s = 0: the 'psychic signature' some verifiers accepted."""
+    return _unsigned({"alg": "ES256", "typ": "JWT", "kid": forge.issuer.kid}, forge.valid_claims(), _b64(bytes(64)))
+
+
+@attack("CVE-2018-0114; RFC 8725 3.10")
+def embedded_jwk(forge: Forge) -> str:
+    """Signed with the attacker's key, which the header's `jwk` carries."""
+    attacker = new_key()
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
+    return jwt.encode(forge.valid_claims(), attacker, algorithm="RS256", headers={"jwk": public, "kid": "attacker"})
+
+
+@attack("RFC 8725 3.10")
+def jku_loopback(forge: Forge) -> str:
+    """Signed with the attacker's key, its JWKS named by `jku` on a loopback listener (never to be fetched)."""
+    return jwt.encode(
+        forge.valid_claims(),
+        new_key(),
+        algorithm="RS256",
+        headers={"jku": f"{forge.listener}/jwks.json", "kid": "attacker"},
+    )
+
+
+@attack("RFC 8725 3.10")
+def x5u_loopback(forge: Forge) -> str:
+    """Signed with the attacker's key, its certificate named by `x5u` on a loopback listener (never fetched)."""
+    return jwt.encode(
+        forge.valid_claims(),
+        new_key(),
+        algorithm="RS256",
+        headers={"x5u": f"{forge.listener}/cert.pem", "kid": "attacker"},
+    )
+
+
+@attack("RFC 8725 3.10")
+def foreign_key(forge: Forge) -> str:
+    """A well-formed token signed by a key the target does not trust, under the trusted key's kid."""
+    return jwt.encode(
+        forge.valid_claims(), new_key(), algorithm="RS256", headers={"kid": forge.issuer.kid, "typ": "JWT"}
+    )
+
+
+@attack("RFC 8725 3.10")
+def unknown_kid(forge: Forge) -> str:
+    """Signed by an untrusted key under a kid nobody issued."""
+    return jwt.encode(forge.valid_claims(), new_key(), algorithm="RS256", headers={"kid": "ins_" + "0" * 27})
+
+
+def _kid_injection(name: str, kid: str) -> Callable[[Forge], str]:
+    def build(forge: Forge) -> str:
+        return jwt.encode(forge.valid_claims(), new_key(), algorithm="RS256", headers={"kid": kid})
+
+    build.__name__ = f"kid_{name}"
+    build.__doc__ = f"kid {kid!r}: a key id that reaches a file, a query or a shell where it should not"
+    return build
+
+
+for _name, _kid in (
+    ("path_traversal", "../../../../../../dev/null"),
+    ("sql", "x' UNION SELECT 'secret' --"),
+    ("shell", "$(sleep 5)|sleep 5"),
+):
+    attack("RFC 8725 3.10; ASVS V9.1.1")(_kid_injection(_name, _kid))
+
+
+# -- claims ------------------------------------------------------------------------------------------------------
+
+
+def _claims(name: str, doc: str, change: Callable[[dict[str, Any], int], None], source: str = "RFC 7519 4.1") -> None:
+    def build(forge: Forge) -> str:
+        claims = forge.valid_claims()
+        change(claims, forge.now)
+        return forge.signed(claims)
+
+    build.__name__, build.__doc__ = name, doc
+    attack(source)(build)
+
+
+_claims(
+    "expired",
+    "exp 60 s in the past, beyond the 5 s leeway",
+    lambda c, now: c.update(exp=now - 60, iat=now - 120, nbf=now - 130),
+)
+_claims("nbf_in_future", "nbf 60 s in the future", lambda c, now: c.update(nbf=now + 60))
+_claims("iat_in_future", "iat 60 s in the future", lambda c, now: c.update(iat=now + 60))
+_claims("missing_exp", "no exp: a token that never expires", lambda c, now: c.pop("exp"))
+_claims("missing_sub", "no sub", lambda c, now: c.pop("sub"))
+_claims("empty_sub", "sub ''", lambda c, now: c.update(sub=""))
+_claims("sub_not_string", "sub as a number", lambda c, now: c.update(sub=12345))
+_claims("sub_null", "sub null", lambda c, now: c.update(sub=None))
+_claims("exp_as_string", "exp as a string (a NumericDate must be a number)", lambda c, now: c.update(exp=str(now + 60)))
+_claims("wrong_iss", "iss of another Clerk instance", lambda c, now: c.update(iss="https://evil.clerk.accounts.dev"))
+_claims(
+    "missing_azp", "no azp, where the target names its authorized parties", lambda c, now: c.pop("azp"), "Clerk azp"
+)
+_claims("foreign_azp", "azp of another origin", lambda c, now: c.update(azp="https://evil.example"), "Clerk azp")
+_claims(
+    "pending_session",
+    "sts pending: signed in, but not yet allowed in",
+    lambda c, now: c.update(sts="pending"),
+    "Clerk sts",
+)
+
+
+@attack("Clerk token category")
+def machine_token_category(forge: Forge) -> str:
+    """A token of the machine category (cat cl_B7d4PD333AAA) passed off as a session."""
+    return forge.signed(forge.valid_claims(), cat="cl_B7d4PD333AAA")
+
+
+# -- shape -------------------------------------------------------------------------------------------------------
+
+
+@attack("RFC 7515 7.1")
+def two_segments(forge: Forge) -> str:
+    """Only header and payload."""
+    return ".".join(forge.valid().split(".")[:2])
+
+
+@attack("RFC 7515 7.1")
+def four_segments(forge: Forge) -> str:
+    """A fourth segment appended."""
+    return forge.valid() + ".AAAA"
+
+
+@attack("RFC 7515 7.1")
+def bad_base64(forge: Forge) -> str:
+    """A payload that is not base64url."""
+    head, _, signature = forge.valid().split(".")
+    return f"{head}.!!!not-base64!!!.{signature}"
+
+
+@attack("RFC 7515 7.1")
+def not_json(forge: Forge) -> str:
+    """A payload that decodes, but not to JSON."""
+    head, _, signature = forge.valid().split(".")
+    return f"{head}.{_b64(b'not json at all')}.{signature}"
+
+
+@attack("ASVS V9.1; resource exhaustion", statuses=frozenset({400, 401, 413, 431}))
+def oversized(forge: Forge) -> str:
+    """A 64 KiB token (a server may refuse the header itself: 400, 413 or 431 count as refused too)."""
+    claims = {**forge.valid_claims(), "pad": "A" * OVERSIZED}
+    return forge.signed(claims)
