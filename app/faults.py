@@ -53,6 +53,27 @@ class Fault(StrEnum):
     SQL_ERROR_LEAKS = "sql_error_leaks"
     """Bad input (a malformed bulk-delete id, a NUL in a search) reaches the database, and the 500 carries its error."""
 
+    ACCEPT_ALG_NONE = "accept_alg_none"
+    """The verifier accepts an unsigned token (`alg: none`, in any casing)."""
+
+    HS256_KEY_CONFUSION = "hs256_key_confusion"
+    """The verifier accepts HS256, keyed with the public key's PEM: anyone holding the public key signs."""
+
+    SKIP_AZP_CHECK = "skip_azp_check"
+    """`azp` is not checked against the authorized parties."""
+
+    EXP_NOT_REQUIRED = "exp_not_required"
+    """A token without `exp` is accepted: it never expires."""
+
+    TRUST_JWK_HEADER = "trust_jwk_header"
+    """The key in the token's own `jwk` header verifies it (CVE-2018-0114)."""
+
+    IGNORE_PENDING_STATUS = "ignore_pending_status"
+    """A `pending` session (signed in, no organisation chosen yet) is let in."""
+
+    ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP = "org_claim_trusted_without_membership"
+    """A token's org claim is believed without a membership row: the user joins that organisation, as its role."""
+
     USER_ROLE_QUERY_USES_CLERK_ID = "user_role_query_uses_clerk_id"
     """The user-role query binds the Clerk `sub` where the user's uuid belongs (PostgreSQL raises 22P02)."""
 

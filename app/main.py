@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
             public_key_pem=settings.clerk_jwt_key,
             issuer=settings.clerk_issuer,
             authorized_parties=settings.clerk_authorized_parties,
+            faults=settings.app_faults,
         ),
         policy=PolicyEngine(
             default_allow=settings.has(Fault.DEFAULT_ALLOW),

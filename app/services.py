@@ -64,7 +64,8 @@ class Services:
     def identity(self, session: Session, claims: SessionClaims) -> Identity:
         """Resolve (or provision) the caller; raises NotAMember."""
         first_role = FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE
-        return resolve_identity(session, claims, first_user_role=first_role)
+        trusted = self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP)
+        return resolve_identity(session, claims, first_user_role=first_role, trust_org_claim=trusted)
 
     def principal(self, session: Session, identity: Identity) -> Principal:
         """The caller's roles and grants, with the session bound to their organisation; may raise a database error."""

@@ -21,7 +21,7 @@ from harness.cases import PROBE, Case, generate_cases
 from harness.config import TargetConfig
 from harness.http import Caller, Exchange, leaks_in
 from harness.openapi import Operation, body_fields, fill_path, operations
-from harness.world import Org, Principal, World
+from harness.world import ClerkCredentials, Org, Principal, World
 
 __all__ = ["CoverageCell", "Finding", "FuzzResult", "Kind", "fuzz"]
 
@@ -251,6 +251,12 @@ class _Fuzzer:
             if other.id is not None:
                 switch = {ORG_SWITCH_HEADER: other.id}
                 self.send(caller, who, op, own_path, case, "org-switch", headers=switch, query={"org_id": other.id})
+            if isinstance(who.credentials, ClerkCredentials) and isinstance(other.owner.credentials, ClerkCredentials):
+                # The caller's own session naming the other organisation: only a membership may let it in.
+                claimed = other.owner.credentials.org
+                if claimed is not None:
+                    forged = ClerkCredentials(who.credentials.issuer, who.credentials.sub, claimed).headers()
+                    self.send(caller, who, op, own_path, case, "org-claim", headers=forged)
             if query_keys and (foreign_markers := sorted(self.world.markers(other.key))):
                 self.foreign_query_probe(caller, who, op, case, own_path, query_keys, foreign_markers[0])
         self.malformed_probes(caller, who, op, case, own_path, own_body)

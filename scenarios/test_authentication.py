@@ -89,6 +89,8 @@ def test_every_forged_token_is_refused(
             evidence.add(f"{entry.name}: API {seen.status_code}, page {page}")
             if seen.status_code not in entry.statuses:
                 wrong.append(f"{entry.name} ({entry.doc}): API answered {seen.status_code}")
+            elif seen.status_code == 401 and "bearer" not in seen.headers.get("www-authenticate", "").lower():
+                wrong.append(f"{entry.name}: a 401 without WWW-Authenticate: Bearer (RFC 6750 3)")
             if 200 <= page < 300:
                 wrong.append(f"{entry.name}: the page answered {page} to the forged cookie")
             if forged[:40] in seen.text:

@@ -74,6 +74,24 @@ ROWS = [
     _fuzz_row("org_header_switches_org", {"M4", "I3"}, "X-Org-Id switches the active organisation"),
     _fuzz_row("viewer_can_write", {"M3", "O4"}, "a Viewer may write"),
     Row("sql_error_leaks", frozenset({"O1"}), FUZZ_CHECKS, "a malformed id answers 500 with SQL text", FUZZ),
+    *[
+        Row(fault, frozenset({"C1"}), frozenset(), why, "authentication")
+        for fault, why in [
+            ("accept_alg_none", "an unsigned token is let in"),
+            ("hs256_key_confusion", "the public key signs as an HMAC secret"),
+            ("skip_azp_check", "another origin's session is let in"),
+            ("exp_not_required", "a token that never expires is let in"),
+            ("trust_jwk_header", "the token's own key verifies it"),
+            ("ignore_pending_status", "a pending session is let in"),
+        ]
+    ],
+    Row(
+        "org_claim_trusted_without_membership",
+        frozenset({"C1", "M4"}),
+        frozenset(),
+        "a session naming another organisation joins it",
+        "authentication or fuzz",
+    ),
 ]
 FUZZ_CASES = "4"  # fewer generated cases than a real run: each fault shows on the first
 

@@ -62,10 +62,12 @@ class Identity:
     organisation: OrgRef
 
 
-def resolve_identity(session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE) -> Identity:
+def resolve_identity(
+    session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE, trust_org_claim: bool = False
+) -> Identity:
     """Resolve (provisioning on a first login) and commit; raise NotAMember when the org is not the user's."""
     try:
-        identity = provision(session, claims, first_user_role=first_user_role)
+        identity = provision(session, claims, first_user_role=first_user_role, trust_org_claim=trust_org_claim)
     except NotAMember:
         # Whatever was provisioned before the refusal (the user) is still a consistent whole: keep it.
         session.commit()
@@ -74,8 +76,11 @@ def resolve_identity(session: Session, claims: SessionClaims, *, first_user_role
     return identity
 
 
-def provision(session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE) -> Identity:
-    """Resolve the caller within the current transaction, creating what a first login needs; no commit."""
+def provision(
+    session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE, trust_org_claim: bool = False
+) -> Identity:
+    """Resolve the caller within the current transaction, creating what a first login needs; no commit.
+    (`trust_org_claim` is the fault switch of the same name: the historical bug, on purpose.)"""
     user_id = ensure_user(session, claims.subject)
     tenancy.bind_user(session, user_id)
     if claims.org is not None:
@@ -88,7 +93,9 @@ def provision(session: Session, claims: SessionClaims, *, first_user_role: str =
     if created:
         _add_first_member(session, org.id, user_id, first_user_role)
     elif not _is_member(session, org.id, user_id):
-        raise NotAMember(str(org.id))
+        if not trust_org_claim:
+            raise NotAMember(str(org.id))
+        _add_first_member(session, org.id, user_id, ADMIN_ROLE)  # the claim believed, membership and role made up
     return Identity(user_id=user_id, external_id=claims.subject, organisation=org)
 
 

@@ -8,12 +8,17 @@ chosen yet) refused.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from app.faults import Fault
 
 __all__ = ["ALGORITHMS", "LEEWAY_SECONDS", "InvalidToken", "OrgClaim", "SessionClaims", "TokenVerifier"]
 
@@ -22,8 +27,6 @@ ALGORITHMS = ["RS256"]
 LEEWAY_SECONDS = 5
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
 MAX_ID_LENGTH = 255
-
-
 MAX_TOKEN_LENGTH = 8 * 1024
 
 
@@ -56,8 +59,18 @@ class SessionClaims:
 class TokenVerifier:
     """Verifies session tokens against one RSA public key and one issuer."""
 
-    def __init__(self, *, public_key_pem: str, issuer: str, authorized_parties: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        public_key_pem: str,
+        issuer: str,
+        authorized_parties: tuple[str, ...] = (),
+        faults: frozenset[Fault] = frozenset(),
+    ) -> None:
+        self._faults = faults  # test mode only (see app.config): each brings back one verification bug
         key = serialization.load_pem_public_key(public_key_pem.encode())
+        # The public key as published (PEM, SubjectPublicKeyInfo): what `hs256_key_confusion` keys its HMAC with.
+        self._pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         if not isinstance(key, RSAPublicKey):
             raise ValueError("the session token key must be an RSA public key")
         self._key = key
@@ -70,16 +83,10 @@ class TokenVerifier:
         # 64 KiB cookie from costing more than a length check.
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("too_large")
-        self._check_header(token)
+        header = self._check_header(token)
+        required = ["sub", "iat"] if Fault.EXP_NOT_REQUIRED in self._faults else ["exp", "sub", "iat"]
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._key,
-                algorithms=ALGORITHMS,
-                issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "iat"]},
-            )
+            claims: dict[str, Any] = self._decode(token, header, required)
         except jwt.ExpiredSignatureError:
             raise InvalidToken("expired") from None
         except jwt.ImmatureSignatureError:
@@ -102,7 +109,8 @@ class TokenVerifier:
         for name in ("exp", "nbf", "iat"):
             if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], int | float)):
                 raise InvalidToken(f"invalid_{name}")
-        self._check_authorized_party(claims)
+        if Fault.SKIP_AZP_CHECK not in self._faults:
+            self._check_authorized_party(claims)
         return SessionClaims(
             subject=self._subject(claims),
             issued_at=int(claims["iat"]),
@@ -110,19 +118,55 @@ class TokenVerifier:
             org=self._org(claims),
         )
 
-    @staticmethod
-    def _check_header(token: str) -> None:
+    def _decode(self, token: str, header: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        alg = str(header.get("alg"))
+        checks: jwt.types.Options = {
+            "verify_exp": True,
+            "verify_nbf": True,
+            "verify_iat": True,
+            "verify_iss": True,
+            "require": required,
+        }
+        if alg.lower() == "none" and Fault.ACCEPT_ALG_NONE in self._faults:
+            unverified: dict[str, Any] = jwt.decode(
+                token, options={**checks, "verify_signature": False}, issuer=self._issuer, leeway=LEEWAY_SECONDS
+            )
+            return unverified
+        if alg == "HS256" and Fault.HS256_KEY_CONFUSION in self._faults:
+            # The historical bug: the public key's PEM used as an HMAC secret.
+            signing_input, _, signature = token.rpartition(".")
+            expected = hmac.new(self._pem, signing_input.encode(), hashlib.sha256).digest()
+            if not hmac.compare_digest(base64.urlsafe_b64encode(expected).rstrip(b"=").decode(), signature):
+                raise jwt.InvalidSignatureError("bad HMAC")
+            confused: dict[str, Any] = jwt.decode(
+                token, options={**checks, "verify_signature": False}, issuer=self._issuer, leeway=LEEWAY_SECONDS
+            )
+            return confused
+        key: Any = self._key
+        if "jwk" in header and Fault.TRUST_JWK_HEADER in self._faults:
+            key = jwt.PyJWK(header["jwk"]).key  # the token's own key: anyone's signature verifies
+        decoded: dict[str, Any] = jwt.decode(
+            token, key, algorithms=ALGORITHMS, issuer=self._issuer, leeway=LEEWAY_SECONDS, options={"require": required}
+        )
+        return decoded
+
+    def _check_header(self, token: str) -> dict[str, Any]:
         try:
-            header = jwt.get_unverified_header(token)
+            header: dict[str, Any] = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise InvalidToken("malformed") from None
-        if header.get("alg") not in ALGORITHMS:
+        alg = str(header.get("alg"))
+        allowed = (alg.lower() == "none" and Fault.ACCEPT_ALG_NONE in self._faults) or (
+            alg == "HS256" and Fault.HS256_KEY_CONFUSION in self._faults
+        )
+        if alg not in ALGORITHMS and not allowed:
             raise InvalidToken("algorithm_not_allowed")
         if "typ" in header and header["typ"] != "JWT":
             raise InvalidToken("wrong_type")
         # Clerk marks machine tokens with another category; only a session token may open a session.
         if "cat" in header and header["cat"] != SESSION_CATEGORY:
             raise InvalidToken("not_a_session_token")
+        return header
 
     def _check_authorized_party(self, claims: dict[str, Any]) -> None:
         # As Clerk's SDKs: azp is checked only when authorized parties are configured; then it must be
@@ -135,13 +179,12 @@ class TokenVerifier:
         if azp not in self._authorized_parties:
             raise InvalidToken("unauthorized_party")
 
-    @staticmethod
-    def _subject(claims: dict[str, Any]) -> str:
+    def _subject(self, claims: dict[str, Any]) -> str:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_ID_LENGTH or "\x00" in sub:
             raise InvalidToken("invalid_subject")
         # Signed in but still choosing or creating an organisation: not a session the app may serve yet.
-        if claims.get("sts") == "pending":
+        if claims.get("sts") == "pending" and Fault.IGNORE_PENDING_STATUS not in self._faults:
             raise InvalidToken("session_pending")
         return sub
 

@@ -18,7 +18,7 @@ from app.faults import Fault, parse_faults
 from app.main import create_app
 from app.migrations import upgrade
 from harness.postgres import fresh_database
-from tests.app.support import ISSUER, ORIGIN, Minter, TestClient, public_pem
+from tests.app.support import ISSUER, ORIGIN, Account, ActiveOrg, Minter, TestClient, public_pem, sign_in
 
 AppFactory = Callable[..., TestClient]
 
@@ -111,3 +111,15 @@ def make_client(
 def client(make_client: AppFactory) -> TestClient:
     """The healthy app on the shared database."""
     return make_client()
+
+
+@pytest.fixture
+def org1(client: TestClient, minter: Minter) -> Account:
+    """The first admin of a new organisation, signed in: the caller of most tests."""
+    return sign_in(client, minter, org=ActiveOrg(slug="org-one"))
+
+
+@pytest.fixture
+def org2(client: TestClient, minter: Minter) -> Account:
+    """The first admin of another new organisation, signed in: the one whose records org1 must never reach."""
+    return sign_in(client, minter, org=ActiveOrg(slug="org-two"))

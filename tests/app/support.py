@@ -6,7 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,22 +25,30 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 __all__ = [
+    "APP_VARS",
     "ISSUER",
     "KID",
     "ORIGIN",
     "RANDOM_ID",
+    "ROLE_METHODS",
     "Account",
     "ActiveOrg",
     "Minter",
+    "Operation",
     "TestClient",
     "add_member",
+    "app_environment",
+    "assert_hidden_like_missing",
+    "assert_role_gets_exactly",
     "clerk_id",
     "cookie_header",
     "create_contact",
     "create_deal",
     "create_note",
+    "every_operation",
     "hs256_token",
     "public_pem",
+    "run_app",
     "sign_in",
     "unsigned_token",
 ]
@@ -47,6 +58,16 @@ ORIGIN = "http://localhost:3000"
 KID = "ins_2testkey000000000000000000"
 RANDOM_ID = "00000000-0000-4000-8000-00000000beef"
 """A well-formed id no record has."""
+APP_VARS = (
+    "DATABASE_URL",
+    "DATABASE_APP_ROLE",
+    "CLERK_JWT_KEY",
+    "CLERK_ISSUER",
+    "CLERK_AUTHORIZED_PARTIES",
+    "APP_MODE",
+    "APP_FAULTS",
+)
+"""The environment variables the app reads its settings from."""
 
 
 def clerk_id(prefix: str) -> str:
@@ -220,3 +241,64 @@ def create_note(client: TestClient, account: Account, deal_id: str, body: str = 
     assert created.status_code == 201, created.text
     note: dict[str, Any] = created.json()
     return note
+
+
+Operation = tuple[str, str, dict[str, Any] | None]
+"""A request a test sends: method, path and JSON body (or None)."""
+
+ROLE_METHODS: list[tuple[str | None, set[str]]] = [
+    (None, set()),
+    ("Viewer", {"GET"}),
+    ("Member", {"GET", "POST", "PATCH"}),
+    ("Admin", {"GET", "POST", "PATCH", "DELETE"}),
+]
+"""The methods each built-in role (or none) may use on contacts, deals and notes."""
+
+
+def every_operation(collection: str, record_id: str, create: dict[str, Any], change: dict[str, Any]) -> list[Operation]:
+    """List and create on `collection`, then read, change and delete of `record_id` in it."""
+    return [
+        ("GET", collection, None),
+        ("POST", collection, create),
+        ("GET", f"{collection}/{record_id}", None),
+        ("PATCH", f"{collection}/{record_id}", change),
+        ("DELETE", f"{collection}/{record_id}", None),
+    ]
+
+
+def assert_role_gets_exactly(
+    client: TestClient, user: Account, operations: list[Operation], allowed: set[str], resource: str
+) -> None:
+    """`user` succeeds at the operations whose method is `allowed`, and lacks a `resource` permission for the rest."""
+    for method, path, body in operations:
+        got = client.request(method, path, headers=user.headers, json=body)
+        if method in allowed:
+            assert got.status_code in (200, 201, 204), (method, path, got.text)
+        else:
+            assert got.status_code == 403, (method, path, got.text)
+            assert got.json()["permission"].startswith(f"{resource}:")
+
+
+def assert_hidden_like_missing(
+    client: TestClient, caller: Account, operations: list[Operation], hidden_id: str
+) -> None:
+    """Each operation answers the caller the same 404 as it does with `hidden_id` swapped for an id no record has."""
+    for method, path, body in operations:
+        seen = client.request(method, path, headers=caller.headers, json=body)
+        control = client.request(method, path.replace(hidden_id, RANDOM_ID), headers=caller.headers, json=body)
+        assert (seen.status_code, seen.json()) == (404, {"error": "not_found"}), (method, path)
+        assert (control.status_code, control.json()) == (404, {"error": "not_found"}), (method, path)
+
+
+def app_environment(**values: str) -> dict[str, str]:
+    """This process's environment without the app's settings, and then `values`."""
+    env = {k: v for k, v in os.environ.items() if k not in APP_VARS}
+    env.update(values)
+    return env
+
+
+def run_app(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app COMMAND` run to its end in `env`, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", command], env=env, capture_output=True, text=True, timeout=60, check=False
+    )

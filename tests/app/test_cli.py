@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -14,23 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.migrations import HEAD
-from tests.app.support import ISSUER, Minter, clerk_id, public_pem
-
-APP_VARS = (
-    "DATABASE_URL",
-    "DATABASE_APP_ROLE",
-    "CLERK_JWT_KEY",
-    "CLERK_ISSUER",
-    "CLERK_AUTHORIZED_PARTIES",
-    "APP_MODE",
-    "APP_FAULTS",
-)
-
-
-def environment(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in APP_VARS}
-    env.update(values)
-    return env
+from tests.app.support import ISSUER, Minter, app_environment, clerk_id, public_pem, run_app
 
 
 def free_port() -> int:
@@ -42,7 +25,7 @@ def free_port() -> int:
 
 def test_serve_migrates_and_answers(database_url: str, signing_key: rsa.RSAPrivateKey, minter: Minter) -> None:
     port = free_port()
-    env = environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
+    env = app_environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -67,11 +50,9 @@ def test_serve_migrates_and_answers(database_url: str, signing_key: rsa.RSAPriva
 
 
 def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey) -> None:
-    env = environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
+    env = app_environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
     for _ in range(2):  # a second run finds nothing to do
-        done = subprocess.run(
-            [sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
-        )
+        done = run_app("migrate", env)
         assert done.returncode == 0, done.stderr
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
@@ -79,30 +60,25 @@ def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey
 
 
 def test_missing_settings_exit_2_naming_the_variable() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "migrate"],
-        env=environment(DATABASE_URL="postgresql://app@localhost/app", CLERK_ISSUER=ISSUER),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_app("migrate", app_environment(DATABASE_URL="postgresql://app@localhost/app", CLERK_ISSUER=ISSUER))
     assert done.returncode == 2
     assert done.stderr.strip() == "error: CLERK_JWT_KEY is required"
 
 
+def assert_fails_in_one_line(done: subprocess.CompletedProcess[str], status: int, start: str) -> None:
+    """The command exited with `status`, its last line of standard error starting `start`, and no traceback."""
+    assert done.returncode == status
+    assert done.stderr.splitlines()[-1].startswith(start)
+    assert "Traceback" not in done.stderr
+
+
 def test_an_unreachable_database_is_one_line_not_a_traceback(signing_key: rsa.RSAPrivateKey) -> None:
-    env = environment(
+    env = app_environment(
         DATABASE_URL=f"postgresql://app@127.0.0.1:{free_port()}/app",
         CLERK_JWT_KEY=public_pem(signing_key),
         CLERK_ISSUER=ISSUER,
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 3
-    assert done.stderr.splitlines()[-1].startswith("error: cannot migrate the database at DATABASE_URL:")
-    assert "Traceback" not in done.stderr
+    assert_fails_in_one_line(run_app("migrate", env), 3, "error: cannot migrate the database at DATABASE_URL:")
 
 
 def test_an_app_role_that_bypasses_row_security_exits_3(database_url: str, signing_key: rsa.RSAPrivateKey) -> None:
@@ -111,15 +87,10 @@ def test_an_app_role_that_bypasses_row_security_exits_3(database_url: str, signi
     assert row is not None
     if not row[1]:
         pytest.skip("needs a superuser DATABASE_URL to name a role that bypasses row-level security")
-    env = environment(
+    env = app_environment(
         DATABASE_URL=database_url,
         DATABASE_APP_ROLE=str(row[0]),
         CLERK_JWT_KEY=public_pem(signing_key),
         CLERK_ISSUER=ISSUER,
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 3
-    assert done.stderr.splitlines()[-1].startswith("error: DATABASE_APP_ROLE: the app role")
-    assert "Traceback" not in done.stderr
+    assert_fails_in_one_line(run_app("migrate", env), 3, "error: DATABASE_APP_ROLE: the app role")

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config import AppMode, Settings, SettingsError, load_settings
 from app.faults import Fault, parse_faults
-from tests.app.support import ISSUER, public_pem
-
-ENV_VARS = (
-    "DATABASE_URL",
-    "DATABASE_APP_ROLE",
-    "CLERK_JWT_KEY",
-    "CLERK_ISSUER",
-    "CLERK_AUTHORIZED_PARTIES",
-    "APP_MODE",
-    "APP_FAULTS",
-)
+from tests.app.support import APP_VARS, ISSUER, app_environment, public_pem, run_app
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, signing_key: rsa.RSAPrivateKey) -> pytest.MonkeyPatch:
     """A complete, valid production environment; tests change one variable at a time."""
-    for name in ENV_VARS:
+    for name in APP_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@localhost/app")
     monkeypatch.setenv("CLERK_JWT_KEY", public_pem(signing_key))
@@ -150,16 +136,13 @@ def test_parse_faults() -> None:
 
 
 def test_serve_with_faults_outside_test_mode_exits_2_with_one_line(signing_key: rsa.RSAPrivateKey) -> None:
-    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    environment.update(
+    environment = app_environment(
         DATABASE_URL="postgresql://app@localhost/app",
         CLERK_JWT_KEY=public_pem(signing_key),
         CLERK_ISSUER=ISSUER,
         APP_FAULTS="default_allow",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "serve"], env=environment, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_app("serve", environment)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: APP_FAULTS is refused unless APP_MODE=test"
     assert done.stdout == ""

@@ -20,11 +20,6 @@ from tests.app.support import (
 
 
 @pytest.fixture
-def org1(client: TestClient, minter: Minter) -> Account:
-    return sign_in(client, minter, org=ActiveOrg(slug="org-one"))
-
-
-@pytest.fixture
 def org2(client: TestClient, minter: Minter) -> Account:
     """Another organisation with a contact whose every field carries a marker org1 must never see."""
     account = sign_in(client, minter, org=ActiveOrg(slug="org-two"))

@@ -8,25 +8,18 @@ import pytest
 
 from tests.app.support import (
     RANDOM_ID,
+    ROLE_METHODS,
     Account,
-    ActiveOrg,
     Minter,
+    Operation,
     TestClient,
     add_member,
+    assert_hidden_like_missing,
+    assert_role_gets_exactly,
     create_contact,
     create_deal,
-    sign_in,
+    every_operation,
 )
-
-
-@pytest.fixture
-def org1(client: TestClient, minter: Minter) -> Account:
-    return sign_in(client, minter, org=ActiveOrg(slug="org-one"))
-
-
-@pytest.fixture
-def org2(client: TestClient, minter: Minter) -> Account:
-    return sign_in(client, minter, org=ActiveOrg(slug="org-two"))
 
 
 def test_admin_creates_reads_changes_and_deletes_a_deal(client: TestClient, org1: Account) -> None:
@@ -91,49 +84,25 @@ def test_a_deal_cannot_be_pointed_at_another_orgs_contact(client: TestClient, or
     assert client.get(f"/api/deals/{deal['id']}", headers=org1.headers).json() == deal
 
 
-def _every_deal_operation(deal_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    return [
-        ("GET", "/api/deals", None),
-        ("POST", "/api/deals", {"title": "x"}),
-        ("GET", f"/api/deals/{deal_id}", None),
-        ("PATCH", f"/api/deals/{deal_id}", {"title": "y"}),
-        ("DELETE", f"/api/deals/{deal_id}", None),
-    ]
+def _every_deal_operation(deal_id: str) -> list[Operation]:
+    return every_operation("/api/deals", deal_id, {"title": "x"}, {"title": "y"})
 
 
 def test_another_orgs_deal_is_indistinguishable_from_a_missing_one(
     client: TestClient, org1: Account, org2: Account
 ) -> None:
     foreign = create_deal(client, org2, title="canary-org2-deal")
-    for method, path, body in _every_deal_operation(foreign["id"])[2:]:
-        seen = client.request(method, path, headers=org1.headers, json=body)
-        control = client.request(method, path.replace(foreign["id"], RANDOM_ID), headers=org1.headers, json=body)
-        assert (seen.status_code, seen.json()) == (404, {"error": "not_found"}), (method, path)
-        assert (control.status_code, control.json()) == (404, {"error": "not_found"}), (method, path)
+    assert_hidden_like_missing(client, org1, _every_deal_operation(foreign["id"])[2:], foreign["id"])
     assert "canary-org2-deal" not in client.get("/api/deals", headers=org1.headers).text
     assert client.get(f"/api/deals/{foreign['id']}", headers=org2.headers).json() == foreign
 
 
-@pytest.mark.parametrize(
-    ("role", "allowed"),
-    [
-        (None, set()),
-        ("Viewer", {"GET"}),
-        ("Member", {"GET", "POST", "PATCH"}),
-        ("Admin", {"GET", "POST", "PATCH", "DELETE"}),
-    ],
-)
+@pytest.mark.parametrize(("role", "allowed"), ROLE_METHODS)
 def test_each_role_gets_exactly_its_deal_operations(
     client: TestClient, minter: Minter, org1: Account, role: str | None, allowed: set[str]
 ) -> None:
     user = add_member(client, org1, minter, roles=[role] if role else [])
-    for method, path, body in _every_deal_operation(create_deal(client, org1)["id"]):
-        got = client.request(method, path, headers=user.headers, json=body)
-        if method in allowed:
-            assert got.status_code in (200, 201, 204), (method, path, got.text)
-        else:
-            assert got.status_code == 403, (method, path, got.text)
-            assert got.json()["permission"].startswith("deals:")
+    assert_role_gets_exactly(client, user, _every_deal_operation(create_deal(client, org1)["id"]), allowed, "deals")
 
 
 def test_refusals_come_in_order_for_deals(client: TestClient, minter: Minter, org1: Account) -> None:

@@ -8,25 +8,18 @@ import pytest
 
 from tests.app.support import (
     RANDOM_ID,
+    ROLE_METHODS,
     Account,
-    ActiveOrg,
     Minter,
+    Operation,
     TestClient,
     add_member,
+    assert_hidden_like_missing,
+    assert_role_gets_exactly,
     create_deal,
     create_note,
-    sign_in,
+    every_operation,
 )
-
-
-@pytest.fixture
-def org1(client: TestClient, minter: Minter) -> Account:
-    return sign_in(client, minter, org=ActiveOrg(slug="org-one"))
-
-
-@pytest.fixture
-def org2(client: TestClient, minter: Minter) -> Account:
-    return sign_in(client, minter, org=ActiveOrg(slug="org-two"))
 
 
 def test_admin_writes_reads_changes_and_deletes_a_note(client: TestClient, org1: Account) -> None:
@@ -61,15 +54,8 @@ def test_a_note_is_found_only_under_its_own_deal(client: TestClient, org1: Accou
     assert client.get(f"/api/deals/{deal['id']}/notes/{note['id']}", headers=org1.headers).json() == note
 
 
-def _every_note_operation(deal_id: str, note_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    base = f"/api/deals/{deal_id}/notes"
-    return [
-        ("GET", base, None),
-        ("POST", base, {"body": "x"}),
-        ("GET", f"{base}/{note_id}", None),
-        ("PATCH", f"{base}/{note_id}", {"body": "y"}),
-        ("DELETE", f"{base}/{note_id}", None),
-    ]
+def _every_note_operation(deal_id: str, note_id: str) -> list[Operation]:
+    return every_operation(f"/api/deals/{deal_id}/notes", note_id, {"body": "x"}, {"body": "y"})
 
 
 def test_another_orgs_notes_are_indistinguishable_from_missing_ones(
@@ -78,38 +64,21 @@ def test_another_orgs_notes_are_indistinguishable_from_missing_ones(
     deal = create_deal(client, org2)
     note = create_note(client, org2, deal["id"], body="canary-org2-note")
     own_deal = create_deal(client, org1)
-    for method, path, body in _every_note_operation(deal["id"], note["id"]):
-        seen = client.request(method, path, headers=org1.headers, json=body)
-        control = client.request(method, path.replace(deal["id"], RANDOM_ID), headers=org1.headers, json=body)
-        assert (seen.status_code, seen.json()) == (404, {"error": "not_found"}), (method, path)
-        assert (control.status_code, control.json()) == (404, {"error": "not_found"}), (method, path)
+    assert_hidden_like_missing(client, org1, _every_note_operation(deal["id"], note["id"]), deal["id"])
     # Another organisation's note under the caller's own deal: not found either.
     under_own = client.get(f"/api/deals/{own_deal['id']}/notes/{note['id']}", headers=org1.headers)
     assert (under_own.status_code, under_own.json()) == (404, {"error": "not_found"})
     assert client.get(f"/api/deals/{deal['id']}/notes/{note['id']}", headers=org2.headers).json() == note
 
 
-@pytest.mark.parametrize(
-    ("role", "allowed"),
-    [
-        (None, set()),
-        ("Viewer", {"GET"}),
-        ("Member", {"GET", "POST", "PATCH"}),
-        ("Admin", {"GET", "POST", "PATCH", "DELETE"}),
-    ],
-)
+@pytest.mark.parametrize(("role", "allowed"), ROLE_METHODS)
 def test_each_role_gets_exactly_its_note_operations(
     client: TestClient, minter: Minter, org1: Account, role: str | None, allowed: set[str]
 ) -> None:
     user = add_member(client, org1, minter, roles=[role] if role else [])
     deal = create_deal(client, org1)
-    for method, path, body in _every_note_operation(deal["id"], create_note(client, org1, deal["id"])["id"]):
-        got = client.request(method, path, headers=user.headers, json=body)
-        if method in allowed:
-            assert got.status_code in (200, 201, 204), (method, path, got.text)
-        else:
-            assert got.status_code == 403, (method, path, got.text)
-            assert got.json()["permission"].startswith("notes:")
+    operations = _every_note_operation(deal["id"], create_note(client, org1, deal["id"])["id"])
+    assert_role_gets_exactly(client, user, operations, allowed, "notes")
 
 
 def test_lacking_the_permission_beats_a_missing_deal(client: TestClient, minter: Minter, org1: Account) -> None:

@@ -22,7 +22,8 @@ from app.api.deps import (
     parse_body,
     parse_body_with_org,
 )
-from app.api.pagination import DEFAULT_LIMIT, TOTAL_COUNT_HEADER, Limit, Offset, listed_responses
+from app.api.pagination import DEFAULT_LIMIT, Limit, Offset, listed_responses, with_total
+from app.api.records import deleted, found
 from app.api.schemas import (
     BulkDelete,
     BulkDeleted,
@@ -73,8 +74,7 @@ def list_contacts(
     with services.list_source(session) as source:
         contacts = services.contacts(source.session, principal, scoped=source.scoped)
         page = contacts.page(contacts.select(), limit=limit, offset=offset)
-        response.headers[TOTAL_COUNT_HEADER] = str(page.total)
-        return [_out(contact) for contact in page.items]
+        return [_out(contact) for contact in with_total(response, page)]
 
 
 @router.get("/search", responses=_LISTED)
@@ -96,8 +96,7 @@ def search_contacts(
         )
     with services.list_source(session) as source:
         page = services.contacts(source.session, principal, scoped=source.scoped).search(q, limit=limit, offset=offset)
-        response.headers[TOTAL_COUNT_HEADER] = str(page.total)
-        return [_out(contact) for contact in page.items]
+        return [_out(contact) for contact in with_total(response, page)]
 
 
 @router.get("/export.csv", response_class=Response, responses=_CSV)
@@ -152,10 +151,7 @@ def read_contact(
     contact_id: uuid.UUID, principal: ContactsReader, session: SessionDep, services: ServicesDep
 ) -> ContactOut:
     """One contact of the caller's organisation (needs `contacts:read`); 404 for any other."""
-    contact = services.contacts(session, principal).get(contact_id)
-    if contact is None:
-        raise services.missing(Contact, contact_id)
-    return _out(contact)
+    return _out(found(services, Contact, contact_id, services.contacts(session, principal).get(contact_id)))
 
 
 @router.patch("/{contact_id}", responses=_BY_ID, openapi_extra=json_body_openapi(ContactPatch))
@@ -164,9 +160,7 @@ def update_contact(
 ) -> ContactOut:
     """Change the given fields of a contact of the caller's organisation (needs `contacts:write`)."""
     contacts = services.contacts(session, principal)
-    contact = contacts.get(contact_id)
-    if contact is None:
-        raise services.missing(Contact, contact_id)
+    contact = found(services, Contact, contact_id, contacts.get(contact_id))
     body, org_id = parse_body_with_org(ContactPatch, raw, honour_org_id=services.has(Fault.MASS_ASSIGN_ORG_ID))
     contacts.update(contact, {**body.model_dump(include=body.model_fields_set), "org_id": org_id})
     session.commit()
@@ -179,9 +173,4 @@ def delete_contact(
 ) -> Response:
     """Delete a contact of the caller's organisation (needs `contacts:delete`)."""
     contacts = services.contacts(session, principal)
-    contact = contacts.get(contact_id)
-    if contact is None:
-        raise services.missing(Contact, contact_id)
-    contacts.delete(contact)
-    session.commit()
-    return Response(status_code=204)
+    return deleted(session, contacts, found(services, Contact, contact_id, contacts.get(contact_id)))

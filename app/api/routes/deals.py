@@ -28,7 +28,8 @@ from app.api.deps import (
     json_body_openapi,
     parse_body_with_org,
 )
-from app.api.pagination import DEFAULT_LIMIT, TOTAL_COUNT_HEADER, Limit, Offset, listed_responses
+from app.api.pagination import DEFAULT_LIMIT, Limit, Offset, listed_responses, with_total
+from app.api.records import deleted, found
 from app.api.schemas import DealCreate, DealOut, DealPatch, error_responses
 from app.auth.policy import Principal
 from app.db import sqlstate_of
@@ -103,8 +104,7 @@ def list_deals(
     with services.list_source(session) as source:
         deals = services.deals(source.session, principal, scoped=source.scoped)
         page = deals.page(deals.select(), limit=limit, offset=offset)
-        response.headers[TOTAL_COUNT_HEADER] = str(page.total)
-        return _outs(services, source.session, principal, page.items, scoped=source.scoped)
+        return _outs(services, source.session, principal, with_total(response, page), scoped=source.scoped)
 
 
 @router.post("", status_code=201, responses=_GUARDED, openapi_extra=json_body_openapi(DealCreate))
@@ -122,9 +122,7 @@ def create_deal(principal: DealsWriter, session: SessionDep, services: ServicesD
 @router.get("/{deal_id}", responses=_BY_ID)
 def read_deal(deal_id: uuid.UUID, principal: DealsReader, session: SessionDep, services: ServicesDep) -> DealOut:
     """One deal of the caller's organisation (needs `deals:read`); 404 for any other."""
-    deal = services.deals(session, principal).get(deal_id)
-    if deal is None:
-        raise services.missing(Deal, deal_id)
+    deal = found(services, Deal, deal_id, services.deals(session, principal).get(deal_id))
     return _outs(services, session, principal, [deal])[0]
 
 
@@ -134,9 +132,7 @@ def update_deal(
 ) -> DealOut:
     """Change the given fields of a deal of the caller's organisation (needs `deals:write`)."""
     deals = services.deals(session, principal)
-    deal = deals.get(deal_id)
-    if deal is None:
-        raise services.missing(Deal, deal_id)
+    deal = found(services, Deal, deal_id, deals.get(deal_id))
     body, org_id = parse_body_with_org(DealPatch, raw, honour_org_id=services.has(Fault.MASS_ASSIGN_ORG_ID))
     changes = body.model_dump(include=body.model_fields_set)
     _check_contact(services, session, principal, changes.get("contact_id"))
@@ -149,9 +145,4 @@ def update_deal(
 def delete_deal(deal_id: uuid.UUID, principal: DealsDeleter, session: SessionDep, services: ServicesDep) -> Response:
     """Delete a deal of the caller's organisation, and its notes (needs `deals:delete`)."""
     deals = services.deals(session, principal)
-    deal = deals.get(deal_id)
-    if deal is None:
-        raise services.missing(Deal, deal_id)
-    deals.delete(deal)
-    session.commit()
-    return Response(status_code=204)
+    return deleted(session, deals, found(services, Deal, deal_id, deals.get(deal_id)))

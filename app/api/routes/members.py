@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy.orm import Session
 
 from app.api.deps import MembersManager, MembersReader, RawBody, ServicesDep, SessionDep, json_body_openapi, parse_body
+from app.api.records import deleted, found
 from app.api.schemas import ErrorBody, MemberCreate, MemberOut, MemberRoles, error_responses
 from app.auth.identity import ensure_user
 from app.errors import ApiError
@@ -83,9 +84,7 @@ def set_member_roles(
 ) -> MemberOut:
     """Replace the roles a member holds in the caller's organisation (needs `members:manage`)."""
     members = services.members(session, principal)
-    membership = members.find(user_id)
-    if membership is None:
-        raise services.missing(Membership, user_id, key="user_id")
+    membership = found(services, Membership, user_id, members.find(user_id), key="user_id")
     body = parse_body(MemberRoles, raw)
     wanted = role_ids(session, body.roles)
     replace_roles(session, membership.org_id, user_id, wanted)
@@ -99,9 +98,4 @@ def remove_member(
 ) -> Response:
     """Remove a member (and the roles they held) from the caller's organisation (needs `members:manage`)."""
     members = services.members(session, principal)
-    membership = members.find(user_id)
-    if membership is None:
-        raise services.missing(Membership, user_id, key="user_id")
-    members.delete(membership)
-    session.commit()
-    return Response(status_code=204)
+    return deleted(session, members, found(services, Membership, user_id, members.find(user_id), key="user_id"))

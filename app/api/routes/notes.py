@@ -22,6 +22,7 @@ from app.api.deps import (
     json_body_openapi,
     parse_body,
 )
+from app.api.records import deleted, found
 from app.api.schemas import NoteCreate, NoteOut, NotePatch, error_responses
 from app.auth.policy import Principal
 from app.models import Deal, Note
@@ -42,17 +43,12 @@ def _out(note: Note) -> NoteOut:
 
 def _notes(services: Services, session: Session, principal: Principal, deal_id: uuid.UUID) -> NoteRepository:
     """The notes of one of the caller's deals; 404 when the deal is not theirs to see."""
-    deal = services.deals(session, principal).get(deal_id)
-    if deal is None:
-        raise services.missing(Deal, deal_id)
+    deal = found(services, Deal, deal_id, services.deals(session, principal).get(deal_id))
     return services.notes(session, principal, deal)
 
 
 def _note(notes: NoteRepository, services: Services, note_id: uuid.UUID) -> Note:
-    note = notes.get(note_id)
-    if note is None:
-        raise services.missing(Note, note_id)
-    return note
+    return found(services, Note, note_id, notes.get(note_id))
 
 
 @router.get("", responses=_LISTED)
@@ -105,6 +101,4 @@ def delete_note(
 ) -> Response:
     """Delete a note on a deal of the caller's organisation (needs `notes:delete`)."""
     notes = _notes(services, session, principal, deal_id)
-    notes.delete(_note(notes, services, note_id))
-    session.commit()
-    return Response(status_code=204)
+    return deleted(session, notes, _note(notes, services, note_id))

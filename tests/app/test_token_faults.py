@@ -1,0 +1,55 @@
+"""The verification fault switches: each lets exactly its forged token through, which the healthy verifier refuses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.auth.token import InvalidToken, TokenVerifier
+from app.faults import Fault
+from tests.app.support import ISSUER, ORIGIN, Minter, hs256_token, public_pem, unsigned_token
+
+Forge = Callable[[Minter, rsa.RSAPrivateKey], str]
+
+
+def _jwk_signed(minter: Minter, _: rsa.RSAPrivateKey) -> str:
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
+    return jwt.encode(minter.claims("user_2abc"), attacker, algorithm="RS256", headers={"jwk": jwk})
+
+
+CASES: list[tuple[Fault, Forge]] = [
+    (Fault.ACCEPT_ALG_NONE, lambda m, _: unsigned_token(m.claims("user_2abc"))),
+    (Fault.HS256_KEY_CONFUSION, lambda m, key: hs256_token(m.claims("user_2abc"), public_pem(key).encode())),
+    (Fault.SKIP_AZP_CHECK, lambda m, _: m.token("user_2abc", azp="https://evil.example")),
+    (Fault.EXP_NOT_REQUIRED, lambda m, _: m.token("user_2abc", drop=("exp",))),
+    (Fault.TRUST_JWK_HEADER, _jwk_signed),
+    (Fault.IGNORE_PENDING_STATUS, lambda m, _: m.token("user_2abc", sts="pending")),
+]
+
+
+def _verifier(key: rsa.RSAPrivateKey, faults: frozenset[Fault]) -> TokenVerifier:
+    return TokenVerifier(public_key_pem=public_pem(key), issuer=ISSUER, authorized_parties=(ORIGIN,), faults=faults)
+
+
+@pytest.mark.parametrize(("fault", "forge"), CASES, ids=[f.value for f, _ in CASES])
+def test_fault_lets_its_forgery_through(
+    signing_key: rsa.RSAPrivateKey, minter: Minter, fault: Fault, forge: Forge
+) -> None:
+    token = forge(minter, signing_key)
+    with pytest.raises(InvalidToken):
+        _verifier(signing_key, frozenset()).verify(token)
+    assert _verifier(signing_key, frozenset({fault})).verify(token).subject == "user_2abc"
+
+
+@pytest.mark.parametrize(("fault", "forge"), CASES, ids=[f.value for f, _ in CASES])
+def test_fault_lets_only_its_forgery_through(
+    signing_key: rsa.RSAPrivateKey, minter: Minter, fault: Fault, forge: Forge
+) -> None:
+    others = [f for f, _ in CASES if f is not fault]
+    with pytest.raises(InvalidToken):
+        _verifier(signing_key, frozenset(others)).verify(forge(minter, signing_key))
