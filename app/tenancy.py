@@ -30,7 +30,7 @@ def _set(connection: Connection | Session, name: str, value: str) -> None:
 
 
 def bind_org(session: Session, org_id: uuid.UUID) -> None:
-    """Make `org_id` the organisation of this session: now (if a transaction is open) and in every later one."""
+    """Make `org_id` the organisation of this database session, now (in an open transaction) and in every later one."""
     value = str(org_id)
     if session.info.get(_ORG_KEY) == value:
         return
@@ -39,7 +39,7 @@ def bind_org(session: Session, org_id: uuid.UUID) -> None:
 
 
 def bound_org(session: Session) -> uuid.UUID | None:
-    """The organisation bound to this session, if any."""
+    """The organisation bound to this database session, if any."""
     value = session.info.get(_ORG_KEY)
     return uuid.UUID(value) if isinstance(value, str) else None
 
