@@ -96,6 +96,12 @@ def _unsigned(header: dict[str, Any], claims: dict[str, Any], signature: str = "
     return f"{_segment(header)}.{_segment(claims)}.{signature}"
 
 
+def _payload_swapped(forge: Forge, payload: str) -> str:
+    """A valid token of the victim with its payload segment replaced, the original signature kept."""
+    head, _, signature = forge.valid().split(".")
+    return f"{head}.{payload}.{signature}"
+
+
 def _hmac(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> str:
     signing_input = f"{_segment(header)}.{_segment(claims)}"
     return f"{signing_input}.{_b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())}"
@@ -134,17 +140,15 @@ def null_signature(forge: Forge) -> str:
 @attack("ASVS V9.1.1")
 def tampered_sub(forge: Forge) -> str:
     """The payload's `sub` swapped for another user's, the original signature kept."""
-    head, _, signature = forge.valid().split(".")
-    return f"{head}.{_segment({**forge.valid_claims(), 'sub': forge.sub[:-4] + 'XXXX'})}.{signature}"
+    return _payload_swapped(forge, _segment({**forge.valid_claims(), "sub": forge.sub[:-4] + "XXXX"}))
 
 
 @attack("ASVS V9.1.1")
 def tampered_org(forge: Forge) -> str:
     """The payload's active organisation swapped, the original signature kept."""
-    head, _, signature = forge.valid().split(".")
     claims = forge.valid_claims()
     claims["o"] = {**claims.get("o", {}), "id": "org_2" + "Z" * 26, "rol": "admin"}
-    return f"{head}.{_segment(claims)}.{signature}"
+    return _payload_swapped(forge, _segment(claims))
 
 
 @attack("RFC 8725 2.1, 3.1; CVE-2016-10555")
@@ -313,15 +317,13 @@ def four_segments(forge: Forge) -> str:
 @attack("RFC 7515 7.1")
 def bad_base64(forge: Forge) -> str:
     """A payload that is not base64url."""
-    head, _, signature = forge.valid().split(".")
-    return f"{head}.!!!not-base64!!!.{signature}"
+    return _payload_swapped(forge, "!!!not-base64!!!")
 
 
 @attack("RFC 7515 7.1")
 def not_json(forge: Forge) -> str:
     """A payload that decodes, but not to JSON."""
-    head, _, signature = forge.valid().split(".")
-    return f"{head}.{_b64(b'not json at all')}.{signature}"
+    return _payload_swapped(forge, _b64(b"not json at all"))
 
 
 @attack("ASVS V9.1; resource exhaustion", statuses=frozenset({400, 401, 413, 431}))

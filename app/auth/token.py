@@ -118,6 +118,13 @@ class TokenVerifier:
             org=self._org(claims),
         )
 
+    def _unverified(self, token: str, checks: jwt.types.Options) -> dict[str, Any]:
+        """The claims with every check but the signature's (the faulty paths, whose signature was judged elsewhere)."""
+        claims: dict[str, Any] = jwt.decode(
+            token, options={**checks, "verify_signature": False}, issuer=self._issuer, leeway=LEEWAY_SECONDS
+        )
+        return claims
+
     def _decode(self, token: str, header: dict[str, Any], required: list[str]) -> dict[str, Any]:
         alg = str(header.get("alg"))
         checks: jwt.types.Options = {
@@ -128,20 +135,14 @@ class TokenVerifier:
             "require": required,
         }
         if alg.lower() == "none" and Fault.ACCEPT_ALG_NONE in self._faults:
-            unverified: dict[str, Any] = jwt.decode(
-                token, options={**checks, "verify_signature": False}, issuer=self._issuer, leeway=LEEWAY_SECONDS
-            )
-            return unverified
+            return self._unverified(token, checks)
         if alg == "HS256" and Fault.HS256_KEY_CONFUSION in self._faults:
             # The historical bug: the public key's PEM used as an HMAC secret.
             signing_input, _, signature = token.rpartition(".")
             expected = hmac.new(self._pem, signing_input.encode(), hashlib.sha256).digest()
             if not hmac.compare_digest(base64.urlsafe_b64encode(expected).rstrip(b"=").decode(), signature):
                 raise jwt.InvalidSignatureError("bad HMAC")
-            confused: dict[str, Any] = jwt.decode(
-                token, options={**checks, "verify_signature": False}, issuer=self._issuer, leeway=LEEWAY_SECONDS
-            )
-            return confused
+            return self._unverified(token, checks)
         key: Any = self._key
         if "jwk" in header and Fault.TRUST_JWK_HEADER in self._faults:
             key = jwt.PyJWK(header["jwk"]).key  # the token's own key: anyone's signature verifies
