@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.issuer import ActiveOrg, Issuer, new_key
 
-__all__ = ["CATALOGUE", "Attack", "Forge", "Probe"]
+__all__ = ["CATALOGUE", "WEAK_SECRETS", "Attack", "Forge", "Probe", "crack", "login_forgeries", "parse_jwt"]
 
 OVERSIZED = 64 * 1024
 
@@ -331,3 +331,63 @@ def oversized(forge: Forge) -> str:
     """A 64 KiB token (a server may refuse the header itself: 400, 413 or 431 count as refused too)."""
     claims = {**forge.valid_claims(), "pad": "A" * OVERSIZED}
     return forge.signed(claims)
+
+
+# -- a target's own login tokens ---------------------------------------------------------------------------------
+
+# Secrets that tutorials, framework defaults and `.env.example` files leave in production.
+WEAK_SECRETS = (
+    "secret", "secret123", "secretkey", "secret_key", "secret-key", "mysecret", "supersecret", "s3cr3t",
+    "changeme", "change-me", "changethis", "password", "passw0rd", "123456", "admin", "test", "dev",
+    "development", "default", "key", "jwt", "jwt_secret", "jwt-secret", "jwtsecret", "your-256-bit-secret",
+    "your_jwt_secret", "your-secret-key", "my-secret-key", "token", "auth",
+)  # fmt: skip
+_HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+
+
+def parse_jwt(value: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The header and claims of a compact JWS, unverified; None for anything that is not one."""
+    parts = value.split(".")
+    if len(parts) != 3:  # header, payload, signature
+        return None
+    try:
+        header, claims = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) for part in parts[:2])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict) or "alg" not in header:
+        return None
+    return header, claims
+
+
+def crack(token: str) -> str | None:
+    """The weak secret an HMAC-signed token was signed with, if it is one of WEAK_SECRETS (offline, no request)."""
+    parsed = parse_jwt(token)
+    digest = _HMAC_HASHES.get(str(parsed[0].get("alg"))) if parsed else None
+    if digest is None:
+        return None
+    signing_input, _, signature = token.rpartition(".")
+    for secret in ("", *WEAK_SECRETS):
+        if hmac.compare_digest(_b64(hmac.new(secret.encode(), signing_input.encode(), digest).digest()), signature):
+            return secret
+    return None
+
+
+def login_forgeries(header: dict[str, Any], claims: dict[str, Any]) -> list[Probe]:
+    """A target's own token (its header, and the claims it should carry), re-signed as an attacker can:
+    unsigned with `none`, HMAC with an empty secret and with each weak secret, and RS256 with a foreign key."""
+    alg = str(header.get("alg"))
+    hmac_alg = alg if alg in _HMAC_HASHES else "HS256"
+    digest = _HMAC_HASHES[hmac_alg]
+
+    def signed_hmac(secret: str) -> str:
+        signing_input = f"{_segment({**header, 'alg': hmac_alg})}.{_segment(claims)}"
+        return f"{signing_input}.{_b64(hmac.new(secret.encode(), signing_input.encode(), digest).digest())}"
+
+    probes = [
+        Probe("alg_none", _unsigned({**header, "alg": "none"}, claims)),
+        Probe("empty_secret", signed_hmac("")),
+        *(Probe(f"weak_secret:{secret}", signed_hmac(secret)) for secret in WEAK_SECRETS),
+    ]
+    rsa_header = {k: v for k, v in header.items() if k not in {"alg", "typ"}}
+    probes.append(Probe("foreign_key", jwt.encode(claims, new_key(), algorithm="RS256", headers=rsa_header)))
+    return probes

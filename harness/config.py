@@ -28,6 +28,7 @@ __all__ = [
     "PrincipalConfig",
     "RolesConfig",
     "TargetConfig",
+    "WebhooksConfig",
     "load_config",
 ]
 
@@ -133,6 +134,15 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """Where the target receives Clerk's svix-signed webhooks, and where the harness finds the secret."""
+
+    clerk: str  # the path Clerk delivers to
+    # a remote target's signing secret is read from this environment variable (its name, not a secret)
+    secret_env: str = "CLERK_WEBHOOK_SECRET"  # noqa: S105
+
+
+@dataclass(frozen=True)
 class EmbeddedConfig:
     """How to start the target locally: command line and environment, both templated."""
 
@@ -157,6 +167,7 @@ class TargetConfig:
     fuzz: FuzzConfig = FuzzConfig()
     principals: tuple[PrincipalConfig, ...] = ()
     database: DatabaseConfig | None = None
+    webhooks: WebhooksConfig | None = None
 
     @property
     def admin_role(self) -> str:
@@ -237,7 +248,7 @@ class _Reader:
         declared = "principals" in raw
         # Without declared principals the world is built through Clerk flows, which need these sections.
         required = {"target", "roles", "canaries"} | (set() if declared else {"identity", "members"})
-        optional = frozenset({"embedded", "fuzz", "pages", "principals", "identity", "members", "database"})
+        optional = frozenset({"embedded", "fuzz", "pages", "principals", "identity", "members", "database", "webhooks"})
         self.table(raw, "the file", required, optional)
         t = self.sub(raw, "target", "target")
         self.table(t, "[target]", {"schema", "health"}, frozenset({"issuer"}))
@@ -258,7 +269,15 @@ class _Reader:
             fuzz=self.fuzz(raw["fuzz"]) if "fuzz" in raw else FuzzConfig(),
             principals=self.principals(raw["principals"]) if declared else (),
             database=self.database(self.sub(raw, "database", "database")) if "database" in raw else None,
+            webhooks=self.webhooks(self.sub(raw, "webhooks", "webhooks")) if "webhooks" in raw else None,
         )
+
+    def webhooks(self, raw: dict[str, Any]) -> WebhooksConfig:
+        self.table(raw, "[webhooks]", {"clerk"}, frozenset({"secret_env"}))
+        secret_env = self.text(raw, "secret_env", "webhooks") if "secret_env" in raw else WebhooksConfig.secret_env
+        if not secret_env.replace("_", "").isalnum():
+            raise self.fail("webhooks.secret_env", f"must name an environment variable, got {secret_env!r}")
+        return WebhooksConfig(clerk=self.path(raw, "clerk", "webhooks"), secret_env=secret_env)
 
     def database(self, raw: dict[str, Any]) -> DatabaseConfig:
         self.table(raw, "[database]", {"global_tables", "org_table", "org_column"}, frozenset({"url"}))

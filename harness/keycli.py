@@ -8,25 +8,25 @@ iam-harness issuer pem | jwks | rotate | serve --port N
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import secrets
 import shlex
+import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from harness.config import DEFAULT_ISSUER
 from harness.errors import ConfigError
 from harness.explain import explain
 from harness.issuer import ActiveOrg, Issuer
+from harness.jwks import JWKS_PATH, serving
 from harness.keys import KeyStore
 from harness.target import origin_of
 
 __all__ = ["add_commands", "run_command"]
 
-JWKS_PATH = "/.well-known/jwks.json"
-JWKS_MAX_AGE = 300
 DEFAULT_AZP = "http://127.0.0.1"
 
 
@@ -107,25 +107,7 @@ def _mint(args: argparse.Namespace, issuer: Issuer) -> int:
 
 
 def _serve(issuer: Issuer, port: int) -> None:
-    body = json.dumps(issuer.jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != JWKS_PATH:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", f"public, max-age={JWKS_MAX_AGE}")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print(f"serving http://127.0.0.1:{server.server_address[1]}{JWKS_PATH} (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    with serving(issuer, port) as server:
+        print(f"serving {server.url} (Ctrl-C stops)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

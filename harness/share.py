@@ -39,12 +39,14 @@ def dump_target(target: Target) -> dict[str, Any]:
         "database_url": target.database_url,
         "description": target.description,
         "log_path": str(log_path) if log_path else None,
+        "jwks_url": target.jwks_url,
+        "webhook_secret": target.webhook_secret,
     }
 
 
 def load_target(data: dict[str, Any], config: TargetConfig) -> SharedTarget:
     """The controller's target, as a worker sees it."""
-    return SharedTarget(data["base_url"], config, data["database_url"], data["description"], data["log_path"])
+    return SharedTarget(config, data)
 
 
 def _dump_credentials(credentials: Credentials) -> dict[str, Any]:

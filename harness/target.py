@@ -15,15 +15,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
+from harness import jwks
 from harness.config import TargetConfig
 from harness.errors import ConfigError, TargetUnreachable
 from harness.issuer import Issuer
 from harness.postgres import fresh_database, server_url
+from harness.webhooks import new_secret
 
 __all__ = ["EmbeddedTarget", "RemoteTarget", "SharedTarget", "Target", "origin_of"]
 
@@ -39,6 +41,8 @@ class Target(Protocol):
     base_url: str
     config: TargetConfig
     database_url: str | None  # where the harness may read the target's database (check C2), if anywhere
+    jwks_url: str | None  # the harness's JWKS server the target fetches keys from, if it was told of one
+    webhook_secret: str | None  # the secret the target accepts Clerk webhooks signed with, if known
 
     @property
     def description(self) -> str:
@@ -51,6 +55,10 @@ class Target(Protocol):
 
     def server_errors(self, since: int) -> list[str]:
         """Error lines the server logged after `since`; empty when the log is not readable."""
+        ...
+
+    def server_log(self, since: int) -> str | None:
+        """What the server logged after `since`; None when the log is not the harness's to read."""
         ...
 
 
@@ -84,6 +92,8 @@ class RemoteTarget:
         self.base_url = base_url.rstrip("/")
         self.config = config
         self.database_url = config.database.url if config.database else None
+        self.jwks_url: str | None = None  # a deployed target is told its keys out of band
+        self.webhook_secret = os.environ.get(config.webhooks.secret_env) if config.webhooks else None
 
     @property
     def description(self) -> str:
@@ -102,18 +112,21 @@ class RemoteTarget:
     def server_errors(self, since: int) -> list[str]:
         return []
 
+    def server_log(self, since: int) -> str | None:
+        return None
+
 
 class SharedTarget:
     """A target another process of the same run started (the controller of a parallel run)."""
 
-    def __init__(
-        self, base_url: str, config: TargetConfig, database_url: str | None, description: str, log_path: str | None
-    ) -> None:
-        self.base_url = base_url
+    def __init__(self, config: TargetConfig, data: dict[str, Any]) -> None:
+        self.base_url: str = data["base_url"]
         self.config = config
-        self.database_url = database_url
-        self._description = description
-        self.log_path = Path(log_path) if log_path else None
+        self.database_url: str | None = data["database_url"]
+        self.jwks_url: str | None = data["jwks_url"]
+        self.webhook_secret: str | None = data["webhook_secret"]
+        self._description: str = data["description"]
+        self.log_path = Path(data["log_path"]) if data["log_path"] else None
 
     @property
     def description(self) -> str:
@@ -125,6 +138,9 @@ class SharedTarget:
     def server_errors(self, since: int) -> list[str]:
         return _log_errors(self.log_path, since)
 
+    def server_log(self, since: int) -> str | None:
+        return _log_text(self.log_path, since)
+
 
 def _log_size(path: Path | None) -> int:
     try:
@@ -133,15 +149,19 @@ def _log_size(path: Path | None) -> int:
         return 0
 
 
-def _log_errors(path: Path | None, since: int) -> list[str]:
+def _log_text(path: Path | None, since: int) -> str | None:
     if path is None:
-        return []
+        return None
     try:
         with path.open("rb") as log:
             log.seek(since)
-            text = log.read().decode("utf-8", "replace")
+            return log.read().decode("utf-8", "replace")
     except OSError:
-        return []
+        return None
+
+
+def _log_errors(path: Path | None, since: int) -> list[str]:
+    text = _log_text(path, since) or ""
     return [line.strip() for line in text.splitlines() if any(word in line for word in _ERROR_WORDS)]
 
 
@@ -157,6 +177,8 @@ class EmbeddedTarget:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url: str | None = None
+        self.jwks_url: str | None = None
+        self.webhook_secret: str | None = new_secret() if config.webhooks else None
 
     @property
     def description(self) -> str:
@@ -165,16 +187,23 @@ class EmbeddedTarget:
 
     @contextlib.contextmanager
     def running(self, issuer: Issuer) -> Iterator[EmbeddedTarget]:
-        """Start PostgreSQL and the app; stop both when done, on error and on Ctrl-C alike."""
+        """Start PostgreSQL, the issuer's JWKS server and the app; stop them when done, on error and Ctrl-C alike."""
         assert self.config.embedded is not None
-        with server_url(os.environ.get("DATABASE_URL")) as server, fresh_database(server) as database_url:
+        with (
+            server_url(os.environ.get("DATABASE_URL")) as server,
+            fresh_database(server) as database_url,
+            jwks.serving(issuer) as keys,
+        ):
             self.database_url = database_url
+            self.jwks_url = keys.url
             values = {
                 "python": sys.executable,
                 "host": "127.0.0.1",
                 "port": str(self.port),
                 "database_url": database_url,
                 "jwt_key": issuer.public_pem,
+                "jwks_url": keys.url,
+                "webhook_secret": self.webhook_secret or "",
                 "issuer": issuer.issuer_url,
                 "authorized_party": issuer.authorized_party,
                 "faults": ",".join(self.faults),
@@ -205,6 +234,9 @@ class EmbeddedTarget:
 
     def server_errors(self, since: int) -> list[str]:
         return _log_errors(self.log_path, since)
+
+    def server_log(self, since: int) -> str | None:
+        return _log_text(self.log_path, since)
 
     def _tail(self, n: int) -> list[str]:
         try:

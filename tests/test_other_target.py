@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,12 +24,12 @@ CONFIG = Path(__file__).parent / "targets" / "ledger.toml"
 
 
 @contextmanager
-def _serving(*, leaky: bool) -> Iterator[str]:
+def _serving(*, leaky: bool, **app_options: Any) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_ledger_app(leaky=leaky), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(create_ledger_app(leaky=leaky, **app_options), host="127.0.0.1", port=port, log_level="error")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -48,9 +49,13 @@ def _serving(*, leaky: bool) -> Iterator[str]:
 
 
 def _fuzz(base: str, report_dir: Path, *extra: str) -> dict[str, object]:
+    return _run(base, report_dir, "-k", "fuzz", *extra)
+
+
+def _run(base: str, report_dir: Path, *extra: str) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(CONFIG), "--seed", "7",
-         "--report-dir", str(report_dir), "-k", "fuzz", *extra],
+         "--report-dir", str(report_dir), *extra],
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     path = report_dir / "report.json"
@@ -95,3 +100,30 @@ def test_parallel_workers_give_the_same_answers(tmp_path: Path) -> None:
         answers.append({c["id"]: c["answer"] for c in checks})
     assert answers[0] == answers[1]
     assert answers[0]["M4"] == "NO" and answers[0]["M3"] == "YES"
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the weak secret is planted
+@pytest.mark.parametrize(
+    ("app_options", "answer", "named"),
+    [
+        ({}, "YES", "forgeries on GET /v2/ledgers/"),
+        ({"token_secret": "secret"}, "NO", "weak secret 'secret'"),
+        ({"accept_none": True}, "NO", "forged by alg_none"),
+    ],
+    ids=["strong-secret", "weak-secret", "alg-none-accepted"],
+)
+def test_login_tokens_are_forged_from_the_real_ones(
+    tmp_path: Path, app_options: dict[str, Any], answer: str, named: str
+) -> None:
+    """The ledger's login hands out its own JWTs: C1 re-signs the auditors' real tokens as an attacker would."""
+    with _serving(leaky=False, **app_options) as base:
+        report = _run(base, tmp_path, "-k", "authentication")
+    c1 = _check(report, "C1")
+    evidence = "\n".join(map(str, c1["evidence"]))  # type: ignore[call-overload]
+    assert c1["answer"] == answer, evidence
+    assert named in evidence
+    assert "north auditor's token sub swapped to south auditor's" in evidence
+    if answer == "NO":
+        assert "answered 200 on GET /v2/ledgers/" in evidence
+        accepted = next(line for line in map(str, c1["evidence"]) if line.startswith("accepted forgery"))  # type: ignore[call-overload]
+        assert accepted.rsplit(" ", 1)[-1].count(".") == 2  # the forged token itself, whole

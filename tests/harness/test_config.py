@@ -71,6 +71,12 @@ def test_round_trip_helper_is_faithful(tmp_path: Path) -> None:
         (lambda raw: raw["canaries"][0].update(read="GET /api/contacts"), "canaries[0].read must contain '{id}'"),
         (lambda raw: raw["roles"].update(seeded=[]), "roles.seeded must be a non-empty list"),
         (lambda raw: raw.update(canaries=[]), "missing required field(s) canaries"),
+        (lambda raw: raw.update(webhooks={"path": "/hooks"}), "[webhooks] has unknown field(s) path"),
+        (lambda raw: raw.update(webhooks={"clerk": "hooks"}), "webhooks.clerk must be a path"),
+        (
+            lambda raw: raw.update(webhooks={"clerk": "/hooks", "secret_env": "NOT A VAR"}),
+            "webhooks.secret_env must name an environment variable",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, mutate: Any, named: str) -> None:

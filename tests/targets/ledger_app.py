@@ -1,13 +1,17 @@
 """A second, unrelated multi-tenant app: teams, ledgers, API keys and a login; no Clerk, other paths.
 
 `create_ledger_app(leaky=True)` plants one leak: reading a ledger by id does not check its team.
+Its login hands out HS256 JWTs naming the user in `sub`, signed with `token_secret`; `accept_none=True`
+plants the other classic: an unsigned token (`alg: none`) is taken at its word.
 (No `from __future__ import annotations` here: FastAPI resolves the dependency aliases defined in the factory.)
 """
 
 import secrets
+import time
 import uuid
 from typing import Annotated, Any
 
+import jwt
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from pydantic import BaseModel, Field
 
@@ -31,19 +35,33 @@ class Login(BaseModel):
     password: str = Field(max_length=100)
 
 
-def create_ledger_app(*, leaky: bool) -> FastAPI:
-    """The app; `leaky` plants the cross-team read."""
+def create_ledger_app(*, leaky: bool, token_secret: str | None = None, accept_none: bool = False) -> FastAPI:
+    """The app; `leaky` plants the cross-team read, `accept_none` the unsigned token; `token_secret` signs the
+    login's tokens (a fresh random one by default)."""
     app = FastAPI(title="ledger", openapi_url="/v2/openapi.json", docs_url=None, redoc_url=None)
     ledgers: dict[str, dict[str, Any]] = {}
-    tokens: dict[str, tuple[str, str]] = {}
+    secret = token_secret if token_secret is not None else secrets.token_urlsafe(32)
+
+    def token_user(token: str) -> tuple[str, str]:
+        try:
+            if accept_none and jwt.get_unverified_header(token).get("alg") == "none":
+                claims = jwt.decode(token, options={"verify_signature": False})
+            else:
+                claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        except jwt.InvalidTokenError:
+            raise HTTPException(401, "invalid token") from None
+        user = USERS.get(str(claims.get("sub")))
+        if user is None:
+            raise HTTPException(401, "unknown user")
+        return user[1], user[2]
 
     def caller(
         x_api_key: Annotated[str | None, Header()] = None, authorization: Annotated[str | None, Header()] = None
     ) -> tuple[str, str]:
         if x_api_key in KEYS:
             return KEYS[x_api_key]
-        if authorization and authorization.startswith("Token ") and authorization[6:] in tokens:
-            return tokens[authorization[6:]]
+        if authorization and authorization.startswith("Token "):
+            return token_user(authorization[6:])
         raise HTTPException(401, "unauthenticated")
 
     Caller = Annotated[tuple[str, str], Depends(caller)]
@@ -67,9 +85,9 @@ def create_ledger_app(*, leaky: bool) -> FastAPI:
         user = USERS.get(body.user)
         if user is None or user[0] != body.password:
             raise HTTPException(401, "bad credentials")
-        token = secrets.token_hex(16)
-        tokens[token] = (user[1], user[2])
-        return {"access": token}
+        now = int(time.time())
+        claims = {"sub": body.user, "team": user[1], "iat": now, "exp": now + 3600}
+        return {"access": jwt.encode(claims, secret, algorithm="HS256")}
 
     @app.get("/v2/ledgers", openapi_extra={"security": SECURITY})
     def list_ledgers(who: Caller) -> list[dict[str, Any]]:
