@@ -2,6 +2,7 @@
 
 iam-harness token mint --sub user_2... [--org org_2...] [--role admin] [--v1] [--ttl 60] [--curl URL]
 iam-harness token decode TOKEN
+iam-harness token attacks
 iam-harness issuer pem | jwks | rotate | serve --port N
 """
 
@@ -17,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from harness.attacks import CATALOGUE, WEAK_SECRETS
 from harness.config import DEFAULT_ISSUER
 from harness.errors import ConfigError
 from harness.explain import explain
@@ -46,6 +48,7 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> 
     mint.add_argument("--curl", metavar="URL", help="print a ready curl line for URL instead of the bare token")
     mint.add_argument("--issuer", default=DEFAULT_ISSUER, help=f"the iss claim (default {DEFAULT_ISSUER})")
     mint.add_argument("--azp", default=None, help="the azp claim (default: the --curl URL's origin)")
+    token_commands.add_parser("attacks", help="list the attack catalogue: each forgery, what it forges, its source")
     decode = token_commands.add_parser("decode", help="explain a token: its claims and every rule it breaks")
     decode.add_argument("token")
     decode.add_argument("--issuer", default=DEFAULT_ISSUER, help="the iss the token should carry")
@@ -71,6 +74,9 @@ def run_command(args: argparse.Namespace) -> int:
     )
     if args.command == "token" and args.token_command == "mint":  # noqa: S105 (a command name)
         return _mint(args, issuer)
+    if args.command == "token" and args.token_command == "attacks":  # noqa: S105 (a command name)
+        _list_attacks()
+        return 0
     if args.command == "token":
         explained = explain(args.token, now=int(time.time()), issuer=issuer)
         print("\n".join(explained.lines()))
@@ -88,6 +94,22 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         _serve(issuer, args.port)
     return 0
+
+
+def _list_attacks() -> None:
+    width = max(len(entry.name) for entry in CATALOGUE)
+    print(f"{len(CATALOGUE)} forgeries of a Clerk session token, each to be refused with 401:")
+    for entry in CATALOGUE:
+        print(f"  {entry.name:<{width}}  {entry.doc} [{entry.source}]")
+    print(
+        "Beside them: a valid session naming an organisation its user is not in (403 or 404, never data), and a"
+        " deleted user's still-valid session (after a signed user.deleted webhook; 401)."
+    )
+    print(
+        "For a target's own login tokens (JWTs), each principal's token re-signed as it is and with `sub` swapped:"
+        f" alg_none, empty_secret, {len(WEAK_SECRETS)} weak secrets (weak_secret:...), foreign_key;"
+        " and the token's own HMAC secret tried against the weak secrets offline."
+    )
 
 
 def _mint(args: argparse.Namespace, issuer: Issuer) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from harness.attacks import CATALOGUE
 from harness.errors import ConfigError
 from harness.explain import explain
 from harness.issuer import Issuer
@@ -104,3 +105,16 @@ def test_cli_mint_pem_and_decode_agree(tmp_path: Path) -> None:
     assert curl.startswith("curl -sS http://127.0.0.1:8000/api/me -H 'Authorization: Bearer ")
     bad = _cli(tmp_path, "token", "mint", "--sub", "user_2abc", "--ttl", "0")
     assert bad.returncode == 2 and "--ttl" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_token_attacks_lists_every_catalogue_entry(tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "harness", "token", "attacks"],
+        env={**os.environ, HOME_ENV: str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = [line.split()[0] for line in listed.splitlines() if line.startswith("  ")]
+    assert names == [entry.name for entry in CATALOGUE]
+    assert f"{len(CATALOGUE)} forgeries" in listed and "weak secrets" in listed and "deleted user" in listed
