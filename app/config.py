@@ -6,9 +6,12 @@ app) can fix it without reading a stack trace.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -25,6 +28,9 @@ _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Clerk signs session tokens with RSA-2048 keys; a smaller key is a misconfiguration, never a real instance.
 MIN_KEY_BITS = 2048
+# Svix (which signs Clerk's webhooks) generates 24-byte secrets and accepts no shorter custom one.
+MIN_WEBHOOK_SECRET_BYTES = 24
+_KEY_SOURCES = "the PEM of Clerk's public key, or the URL of its JWKS"
 
 
 class AppMode(StrEnum):
@@ -49,14 +55,20 @@ class Settings(BaseSettings):
     database_app_role: str = DEFAULT_APP_ROLE
     """The role the app serves as (`SET ROLE` on every connection): no superuser, no BYPASSRLS, DML only."""
 
-    clerk_jwt_key: str = Field(repr=False)
-    """PEM of the RSA public key that signs session tokens."""
+    clerk_jwt_key: str | None = Field(default=None, repr=False)
+    """PEM of the RSA public key that signs session tokens (networkless); exactly one of this and `clerk_jwks_url`."""
+
+    clerk_jwks_url: str | None = Field(default=None, repr=False)
+    """http(s) URL of the instance's JWKS, fetched and cached; exactly one of this and `clerk_jwt_key`."""
 
     clerk_issuer: str
     """The exact `iss` every session token must carry."""
 
     clerk_authorized_parties: Annotated[tuple[str, ...], NoDecode] = ()
     """Origins accepted as `azp`; empty means `azp` is not checked (as in Clerk's SDKs)."""
+
+    clerk_webhook_secret: str | None = Field(default=None, repr=False)
+    """Signing secret of the Clerk webhook endpoint (`whsec_<base64>`); unset, `POST /webhooks/clerk` answers 404."""
 
     app_mode: AppMode = AppMode.PRODUCTION
     """`production` (the default) or `test`."""
@@ -82,11 +94,11 @@ class Settings(BaseSettings):
 
     @field_validator("clerk_jwt_key")
     @classmethod
-    def _clerk_jwt_key(cls, value: str) -> str:
+    def _clerk_jwt_key(cls, value: str | None) -> str | None:
         # Environment files often carry a PEM on one line with literal "\n"; accept that spelling too.
-        pem = value.strip().replace("\\n", "\n")
+        pem = (value or "").strip().replace("\\n", "\n")
         if not pem:
-            raise ValueError("is required (the PEM of Clerk's RSA public key)")
+            return None  # blank is unset: the key may come from CLERK_JWKS_URL instead
         try:
             key = serialization.load_pem_public_key(pem.encode())
         except ValueError:
@@ -96,6 +108,17 @@ class Settings(BaseSettings):
         if key.key_size < MIN_KEY_BITS:
             raise ValueError(f"is a {key.key_size}-bit RSA key; Clerk keys have {MIN_KEY_BITS} bits or more")
         return pem
+
+    @field_validator("clerk_jwks_url")
+    @classmethod
+    def _clerk_jwks_url(cls, value: str | None) -> str | None:
+        url = (value or "").strip()
+        if not url:
+            return None  # blank is unset: the key may come from CLERK_JWT_KEY instead
+        # The URL may carry credentials: it is named by its scheme and shape only, never echoed.
+        if not _is_http_url(url):
+            raise ValueError("must be an http(s) URL, e.g. https://example.clerk.accounts.dev/.well-known/jwks.json")
+        return url
 
     @field_validator("clerk_issuer")
     @classmethod
@@ -117,6 +140,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"{party!r} is not an origin (scheme://host[:port])")
         return parties
 
+    @field_validator("clerk_webhook_secret")
+    @classmethod
+    def _clerk_webhook_secret(cls, value: str | None) -> str | None:
+        secret = (value or "").strip()
+        if not secret:
+            return None  # blank is unset: webhooks are not accepted
+        # The secret is never echoed: the message names its expected shape only.
+        prefix, _, encoded = secret.partition("_")
+        if prefix != "whsec" or not encoded:
+            raise ValueError("must look like whsec_<base64> (the endpoint's signing secret in Clerk's dashboard)")
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error:
+            raise ValueError("must look like whsec_<base64>: the part after whsec_ is not base64") from None
+        if len(key) < MIN_WEBHOOK_SECRET_BYTES:
+            raise ValueError(f"is too short: Clerk's signing secrets carry {MIN_WEBHOOK_SECRET_BYTES} bytes or more")
+        return secret
+
     @field_validator("app_mode", mode="before")
     @classmethod
     def _app_mode(cls, value: Any) -> Any:
@@ -132,6 +173,15 @@ class Settings(BaseSettings):
         return parse_faults(value if isinstance(value, str) else list(value or ()))
 
     @model_validator(mode="after")
+    def _one_key_source(self) -> Settings:
+        # Two sources would leave it unclear which keys are trusted; none leaves no token verifiable.
+        if self.clerk_jwt_key is None and self.clerk_jwks_url is None:
+            raise ValueError(f"CLERK_JWT_KEY or CLERK_JWKS_URL is required ({_KEY_SOURCES})")
+        if self.clerk_jwt_key is not None and self.clerk_jwks_url is not None:
+            raise ValueError(f"CLERK_JWT_KEY and CLERK_JWKS_URL are both set; give exactly one ({_KEY_SOURCES})")
+        return self
+
+    @model_validator(mode="after")
     def _faults_only_in_test_mode(self) -> Settings:
         # A fault switch re-opens a security hole on purpose; it must never reach a production deploy,
         # so the app refuses to start rather than run with one.
@@ -142,6 +192,15 @@ class Settings(BaseSettings):
     def has(self, fault: Fault) -> bool:
         """Whether `fault` is switched on."""
         return fault in self.app_faults
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port out of range raises here rather than at the first fetch
+    except ValueError:
+        return False
+    return parts.scheme in {"https", "http"} and bool(parts.hostname)
 
 
 def load_settings(**overrides: Any) -> Settings:

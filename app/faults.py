@@ -71,11 +71,17 @@ class Fault(StrEnum):
     IGNORE_PENDING_STATUS = "ignore_pending_status"
     """A `pending` session (signed in, no organisation chosen yet) is let in."""
 
+    JWKS_REFETCH_EVERY_UNKNOWN_KID = "jwks_refetch_every_unknown_kid"
+    """With `CLERK_JWKS_URL`, every token naming an unknown `kid` refetches the JWKS: forgeries hammer the issuer."""
+
     ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP = "org_claim_trusted_without_membership"
     """A token's org claim is believed without a membership row: the user joins that organisation, as its role."""
 
     USER_ROLE_QUERY_USES_CLERK_ID = "user_role_query_uses_clerk_id"
     """The user-role query binds the Clerk `sub` where the user's uuid belongs (PostgreSQL raises 22P02)."""
+
+    DELETED_USER_ACCEPTED = "deleted_user_accepted"
+    """`user.deleted` is recorded and then ignored: a deleted user's session is served again, and provisions them."""
 
 
 def parse_faults(raw: str | Iterable[str]) -> frozenset[Fault]:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.routes import api_router
+from app.auth.keys import key_source
 from app.auth.policy import PolicyEngine
 from app.auth.token import TokenVerifier
 from app.config import Settings
@@ -30,7 +31,11 @@ def create_app(settings: Settings) -> FastAPI:
         settings=settings,
         database=Database(settings.database_url, app_role=settings.database_app_role),
         verifier=TokenVerifier(
-            public_key_pem=settings.clerk_jwt_key,
+            keys=key_source(
+                jwt_key=settings.clerk_jwt_key,
+                jwks_url=settings.clerk_jwks_url,
+                refetch_every_unknown_kid=settings.has(Fault.JWKS_REFETCH_EVERY_UNKNOWN_KID),
+            ),
             issuer=settings.clerk_issuer,
             authorized_parties=settings.clerk_authorized_parties,
             faults=settings.app_faults,

@@ -94,7 +94,10 @@ class User(Base):
 
 
 class ExternalIdentity(Base):
-    """Clerk `sub` (TEXT) -> system user (uuid); one per provider id, and one Clerk identity per user."""
+    """Clerk `sub` (TEXT) -> system user (uuid); one per provider id, and one Clerk identity per user.
+
+    `deleted_at` set means the Clerk user was deleted: their sessions are refused and the id is never provisioned.
+    """
 
     __tablename__ = "sys_external_identity"
     __table_args__ = (UniqueConstraint("provider", "external_id"), UniqueConstraint("provider", "user_id"))
@@ -104,6 +107,9 @@ class ExternalIdentity(Base):
     external_id: Mapped[str] = mapped_column(Text)
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = _created_at()
+    # The tombstone of a Clerk user deleted at Clerk (`user.deleted`): set once, never cleared. The row stays, so
+    # that the unique (provider, external_id) keeps a late first login from provisioning the id afresh.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Organisation(Base):

@@ -4,6 +4,8 @@ A page reads Clerk's browser cookies: `__session` (the token) and `__client_uat`
 changed; missing or `0` is signed out, later than the token's `iat` means the token is stale).
 A signed-in user who may not see a page gets the access-denied page, never a redirect to sign-in:
 sign-in sends a signed-in user straight back, and the two would bounce the browser forever.
+A user deleted at Clerk is signed out on every page, sign-in included (as Clerk signs them out), so the
+dashboard's redirect to sign-in ends there, with the sign-in form.
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ def dashboard(request: Request, services: ServicesDep, session: SessionDep) -> R
         identity = services.identity(session, claims)
     except NotAMember:
         return _denied(services, "not_a_member")
+    except InvalidToken as refused:  # a user deleted at Clerk: signed out, as for any other refused session
+        log.info(
+            "page session refused path=%s reason=%s request_id=%s", DASHBOARD, refused.reason, current_request_id()
+        )
+        return RedirectResponse(SIGN_IN, status_code=303, headers=NO_STORE)
     try:
         principal = services.principal(session, identity)
     except SQLAlchemyError as exc:
@@ -111,8 +118,9 @@ def dashboard(request: Request, services: ServicesDep, session: SessionDep) -> R
 
 
 @router.get(SIGN_IN, response_model=None)
-def sign_in(request: Request, services: ServicesDep) -> Response:
+def sign_in(request: Request, services: ServicesDep, session: SessionDep) -> Response:
     """Sign-in: like Clerk's component, it sends an already signed-in browser on to the dashboard."""
-    if page_session(request, services.verifier) is not None:
+    claims = page_session(request, services.verifier)
+    if claims is not None and not services.is_deleted(session, claims.subject):
         return _render(services.templates, "sign_in_redirect.html", title="Signed in")
     return _render(services.templates, "sign_in.html", title="Sign in")

@@ -19,9 +19,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import tenancy
-from app.auth.identity import ADMIN_ROLE, FIRST_USER_FALLBACK_ROLE, Identity, OrgRef, resolve_identity
+from app.auth.identity import (
+    ADMIN_ROLE,
+    FIRST_USER_FALLBACK_ROLE,
+    DeletedUser,
+    Identity,
+    OrgRef,
+    UserDeleted,
+    delete_user,
+    is_deleted,
+    resolve_identity,
+)
 from app.auth.policy import PolicyEngine, Principal
-from app.auth.token import SessionClaims, TokenVerifier
+from app.auth.token import InvalidToken, SessionClaims, TokenVerifier
 from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
@@ -62,10 +72,29 @@ class Services:
     # --- identity -------------------------------------------------------------------------------------
 
     def identity(self, session: Session, claims: SessionClaims) -> Identity:
-        """Resolve (or provision) the caller; raises NotAMember."""
+        """Resolve (or provision) the caller; raises NotAMember, or InvalidToken(`user_deleted`) for a user
+        deleted at Clerk: their session token is still validly signed, and must open nothing."""
         first_role = FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE
         trusted = self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP)
-        return resolve_identity(session, claims, first_user_role=first_role, trust_org_claim=trusted)
+        try:
+            return resolve_identity(
+                session, claims, first_user_role=first_role, trust_org_claim=trusted, accept_deleted=self._deleted_ok
+            )
+        except UserDeleted:
+            raise InvalidToken("user_deleted") from None
+
+    def is_deleted(self, session: Session, external_id: str) -> bool:
+        """Whether a Clerk user id was deleted at Clerk (never, with the `deleted_user_accepted` fault)."""
+        return not self._deleted_ok and is_deleted(session, external_id)
+
+    def delete_user(self, session: Session, external_id: str) -> DeletedUser:
+        """Tombstone a Clerk user and take them out of every organisation (the fault keeps their memberships)."""
+        return delete_user(session, external_id, keep_memberships=self._deleted_ok)
+
+    @property
+    def _deleted_ok(self) -> bool:
+        # The `deleted_user_accepted` bug: `user.deleted` is recorded, and then nothing acts on it.
+        return self.has(Fault.DELETED_USER_ACCEPTED)
 
     def principal(self, session: Session, identity: Identity) -> Principal:
         """The caller's roles and grants, with the session bound to their organisation; may raise a database error."""

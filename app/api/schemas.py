@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -37,6 +37,7 @@ __all__ = [
     "RoleOut",
     "UserOut",
     "ValidationErrorBody",
+    "WebhookReceipt",
     "error_responses",
 ]
 
@@ -113,6 +114,12 @@ class Health(BaseModel):
     """The service answers."""
 
     status: str
+
+
+class WebhookReceipt(BaseModel):
+    """A verified webhook delivery, acknowledged: `processed` (acted on, or already had been) or `ignored`."""
+
+    status: Literal["processed", "ignored"]
 
 
 class UserOut(BaseModel):

@@ -8,14 +8,21 @@ one Personal Workspace (or one organisation per Clerk org id) can ever exist.
 Row-level security binds this code too: it reads the caller's own memberships through the `own_rows`
 policy (`app.current_user`, set once the user is known), and writes a new organisation's first member
 while the transaction acts for that organisation only.
+
+A Clerk user deleted at Clerk is tombstoned (`delete_user`), never removed: the identity row stays, marked,
+so the same unique constraint that makes racing first logins safe makes resurrection impossible. The
+tombstone is written whether or not the user ever signed in, since Clerk does not promise to deliver
+`user.deleted` after the first login it follows; a login and a deletion racing each other serialise on
+that constraint as two logins do.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,10 +34,14 @@ __all__ = [
     "ADMIN_ROLE",
     "FIRST_USER_FALLBACK_ROLE",
     "PERSONAL_WORKSPACE",
+    "DeletedUser",
     "Identity",
     "NotAMember",
     "OrgRef",
+    "UserDeleted",
+    "delete_user",
     "ensure_user",
+    "is_deleted",
     "provision",
     "resolve_identity",
 ]
@@ -42,6 +53,10 @@ FIRST_USER_FALLBACK_ROLE = "Member"  # what the `first_user_not_admin` fault han
 
 class NotAMember(Exception):
     """The token names an organisation the app knows, and the user is not one of its members."""
+
+
+class UserDeleted(Exception):
+    """The Clerk user was deleted at Clerk: nothing may sign in as them, nor provision them again."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +77,32 @@ class Identity:
     organisation: OrgRef
 
 
+@dataclass(frozen=True)
+class DeletedUser:
+    """The outcome of a deletion: the tombstoned user and how many organisations they were taken out of."""
+
+    user_id: uuid.UUID
+    memberships_removed: int
+
+
 def resolve_identity(
-    session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE, trust_org_claim: bool = False
+    session: Session,
+    claims: SessionClaims,
+    *,
+    first_user_role: str = ADMIN_ROLE,
+    trust_org_claim: bool = False,
+    accept_deleted: bool = False,
 ) -> Identity:
-    """Resolve (provisioning on a first login) and commit; raise NotAMember when the org is not the user's."""
+    """Resolve (provisioning on a first login) and commit; raise NotAMember when the org is not the user's,
+    UserDeleted (nothing written) when the user was deleted at Clerk."""
     try:
-        identity = provision(session, claims, first_user_role=first_user_role, trust_org_claim=trust_org_claim)
+        identity = provision(
+            session,
+            claims,
+            first_user_role=first_user_role,
+            trust_org_claim=trust_org_claim,
+            accept_deleted=accept_deleted,
+        )
     except NotAMember:
         # Whatever was provisioned before the refusal (the user) is still a consistent whole: keep it.
         session.commit()
@@ -77,11 +112,17 @@ def resolve_identity(
 
 
 def provision(
-    session: Session, claims: SessionClaims, *, first_user_role: str = ADMIN_ROLE, trust_org_claim: bool = False
+    session: Session,
+    claims: SessionClaims,
+    *,
+    first_user_role: str = ADMIN_ROLE,
+    trust_org_claim: bool = False,
+    accept_deleted: bool = False,
 ) -> Identity:
     """Resolve the caller within the current transaction, creating what a first login needs; no commit.
-    (`trust_org_claim` is the fault switch of the same name: the historical bug, on purpose.)"""
-    user_id = ensure_user(session, claims.subject)
+    (`trust_org_claim` and `accept_deleted` are the fault switches `org_claim_trusted_without_membership` and
+    `deleted_user_accepted`: the historical bugs, on purpose.)"""
+    user_id = ensure_user(session, claims.subject, accept_deleted=accept_deleted)
     tenancy.bind_user(session, user_id)
     if claims.org is not None:
         org, created = _claimed_organisation(session, claims.org)
@@ -99,11 +140,12 @@ def provision(
     return Identity(user_id=user_id, external_id=claims.subject, organisation=org)
 
 
-def ensure_user(session: Session, external_id: str) -> uuid.UUID:
-    """The system user of a Clerk user id, created (with its identity row) if this is the first sight of it."""
-    found = _user_of(session, external_id)
+def ensure_user(session: Session, external_id: str, *, accept_deleted: bool = False) -> uuid.UUID:
+    """The system user of a Clerk user id, created (with its identity row) if this is the first sight of it;
+    raise UserDeleted if the id was deleted at Clerk (unless `accept_deleted`, the fault)."""
+    found = _identity_of(session, external_id)
     if found is not None:
-        return found
+        return _live(found, accept_deleted=accept_deleted)
     candidate = uuid.uuid4()
     savepoint = session.begin_nested()
     session.execute(insert(User).values(id=candidate))
@@ -117,19 +159,103 @@ def ensure_user(session: Session, external_id: str) -> uuid.UUID:
         savepoint.commit()
         return candidate
     # Another request created this user first (we waited for its commit): drop our candidate, use theirs.
+    # The winner may be a `user.deleted` that overtook this first login: then its tombstone refuses us.
     savepoint.rollback()
-    winner = _user_of(session, external_id)
+    winner = _identity_of(session, external_id)
     if winner is None:  # the winner was deleted in between; a retry of the request will create it afresh
         raise RuntimeError("external identity vanished while provisioning")
-    return winner
+    return _live(winner, accept_deleted=accept_deleted)
 
 
-def _user_of(session: Session, external_id: str) -> uuid.UUID | None:
-    return session.scalar(
-        select(ExternalIdentity.user_id).where(
+def is_deleted(session: Session, external_id: str) -> bool:
+    """Whether the Clerk user id carries a tombstone."""
+    found = _identity_of(session, external_id)
+    return found is not None and found.deleted_at is not None
+
+
+def delete_user(session: Session, external_id: str, *, keep_memberships: bool = False) -> DeletedUser:
+    """Tombstone a Clerk user id (known or not) and take the user out of every organisation; no commit.
+
+    Idempotent: a second delivery finds the tombstone (its first time kept) and no membership left.
+    `keep_memberships` is the `deleted_user_accepted` fault: the deletion is recorded and nothing acts on it.
+    """
+    user_id = _tombstone(session, external_id)
+    removed = 0 if keep_memberships else _leave_every_organisation(session, user_id)
+    return DeletedUser(user_id=user_id, memberships_removed=removed)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A Clerk user id's identity row: its system user, and its tombstone if it has one."""
+
+    user_id: uuid.UUID
+    deleted_at: datetime | None
+
+
+def _identity_of(session: Session, external_id: str) -> _Known | None:
+    row = session.execute(
+        select(ExternalIdentity.user_id, ExternalIdentity.deleted_at).where(
             ExternalIdentity.provider == CLERK, ExternalIdentity.external_id == external_id
         )
-    )
+    ).one_or_none()
+    return None if row is None else _Known(user_id=row.user_id, deleted_at=row.deleted_at)
+
+
+def _live(found: _Known, *, accept_deleted: bool) -> uuid.UUID:
+    if found.deleted_at is not None and not accept_deleted:
+        raise UserDeleted
+    return found.user_id
+
+
+def _tombstone(session: Session, external_id: str) -> uuid.UUID:
+    # Mark the identity if it exists (keeping the first deletion's time); else create it already marked, so that
+    # a first login arriving after the deletion finds the tombstone. If a first login creates the identity
+    # between the two statements, our insert waits for its commit and conflicts: mark theirs on the second pass.
+    for _ in range(2):
+        marked = session.scalar(
+            update(ExternalIdentity)
+            .where(ExternalIdentity.provider == CLERK, ExternalIdentity.external_id == external_id)
+            .values(deleted_at=func.coalesce(ExternalIdentity.deleted_at, func.now()))
+            .returning(ExternalIdentity.user_id)
+            .execution_options(synchronize_session=False)
+        )
+        if marked is not None:
+            return marked
+        candidate = uuid.uuid4()
+        savepoint = session.begin_nested()
+        session.execute(insert(User).values(id=candidate))
+        won = session.scalar(
+            insert(ExternalIdentity)
+            .values(provider=CLERK, external_id=external_id, user_id=candidate, deleted_at=func.now())
+            .on_conflict_do_nothing(index_elements=[ExternalIdentity.provider, ExternalIdentity.external_id])
+            .returning(ExternalIdentity.user_id)
+        )
+        if won is not None:
+            savepoint.commit()
+            return candidate
+        savepoint.rollback()
+    raise RuntimeError("external identity neither found nor created while tombstoning")
+
+
+def _leave_every_organisation(session: Session, user_id: uuid.UUID) -> int:
+    # The user's memberships are read through `own_rows`; each is removed while acting for its organisation,
+    # which is all row-level security lets a write reach. Their roles go first (the key would cascade them too).
+    # An organisation left without an admin stays as it is: its other members keep their roles.
+    tenancy.bind_user(session, user_id)
+    org_ids = list(session.scalars(select(Membership.org_id).where(Membership.user_id == user_id)))
+    for org_id in org_ids:
+        tenancy.bind_org_once(session, org_id)
+        session.execute(
+            delete(UserRole)
+            .where(UserRole.org_id == org_id, UserRole.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(Membership)
+            .where(Membership.org_id == org_id, Membership.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+    return len(org_ids)
 
 
 def _claimed_organisation(session: Session, claim: OrgClaim) -> tuple[OrgRef, bool]:

@@ -1,23 +1,32 @@
 """Layer 1 of authentication: is this a genuine, current Clerk session token for this app?
 
-Networkless verification against the PEM in `CLERK_JWT_KEY`, as Clerk's SDKs do it, only stricter:
-RS256 alone, the issuer checked, `exp`, `sub` and `iat` required, 5 s of clock leeway, `azp` checked
-whenever authorized parties are configured, and a `pending` session (signed in, but no organisation
-chosen yet) refused.
+Verification as Clerk's SDKs do it, only stricter: RS256 alone, the issuer checked, `exp`, `sub` and
+`iat` required, 5 s of clock leeway, `azp` checked whenever authorized parties are configured, and a
+`pending` session (signed in, but no organisation chosen yet) refused. The key is the PEM in
+`CLERK_JWT_KEY` (networkless) or the one the token's `kid` names in the JWKS at `CLERK_JWKS_URL`
+(see `app.auth.keys`).
+
+The token is parsed once, by `jwt.decode`. Before it, only the header segment (a hundred bytes or so) is
+read, to refuse a wrong `alg`, `typ` or `cat` and to pick the key. Any refusal made on that reading first
+checks that PyJWT can parse the whole token, and says `malformed` when it cannot: the reasons are those of
+a verifier that parses everything before judging anything.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from app.auth.keys import KeySource, KeysUnavailable, StaticKey, UnknownKey
 from app.faults import Fault
 
 __all__ = ["ALGORITHMS", "LEEWAY_SECONDS", "InvalidToken", "OrgClaim", "SessionClaims", "TokenVerifier"]
@@ -57,25 +66,27 @@ class SessionClaims:
 
 
 class TokenVerifier:
-    """Verifies session tokens against one RSA public key and one issuer."""
+    """Verifies session tokens against the keys of one source (a PEM, or a JWKS URL) and one issuer."""
 
     def __init__(
         self,
         *,
-        public_key_pem: str,
         issuer: str,
+        public_key_pem: str | None = None,
+        keys: KeySource | None = None,
         authorized_parties: tuple[str, ...] = (),
         faults: frozenset[Fault] = frozenset(),
     ) -> None:
+        if public_key_pem is not None and keys is None:
+            keys = StaticKey(public_key_pem)
+        elif keys is None or public_key_pem is not None:
+            raise ValueError("give exactly one of public_key_pem and keys")
+        self._keys = keys
         self._faults = faults  # test mode only (see app.config): each brings back one verification bug
-        key = serialization.load_pem_public_key(public_key_pem.encode())
-        # The public key as published (PEM, SubjectPublicKeyInfo): what `hs256_key_confusion` keys its HMAC with.
-        self._pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        if not isinstance(key, RSAPublicKey):
-            raise ValueError("the session token key must be an RSA public key")
-        self._key = key
         self._issuer = issuer
         self._authorized_parties = frozenset(authorized_parties)
+        self._required = ["sub", "iat"] if Fault.EXP_NOT_REQUIRED in faults else ["exp", "sub", "iat"]
+        self._options: jwt.types.Options = {"require": self._required}
 
     def verify(self, token: str) -> SessionClaims:
         """The claims of a valid session token; raise InvalidToken(reason) for anything else."""
@@ -84,9 +95,8 @@ class TokenVerifier:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("too_large")
         header = self._check_header(token)
-        required = ["sub", "iat"] if Fault.EXP_NOT_REQUIRED in self._faults else ["exp", "sub", "iat"]
         try:
-            claims: dict[str, Any] = self._decode(token, header, required)
+            claims: dict[str, Any] = self._decode(token, header)
         except jwt.ExpiredSignatureError:
             raise InvalidToken("expired") from None
         except jwt.ImmatureSignatureError:
@@ -125,49 +135,96 @@ class TokenVerifier:
         )
         return claims
 
-    def _decode(self, token: str, header: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    def _decode(self, token: str, header: dict[str, Any]) -> dict[str, Any]:
         alg = str(header.get("alg"))
+        if alg in ALGORITHMS and not ("jwk" in header and Fault.TRUST_JWK_HEADER in self._faults):
+            # The healthy path: the one parse of the whole token, with the signature and every claim checked.
+            decoded: dict[str, Any] = jwt.decode(
+                token,
+                self._key(token, header),
+                algorithms=ALGORITHMS,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options=self._options,
+            )
+            return decoded
+        return self._decode_faulty(token, header, alg)
+
+    def _decode_faulty(self, token: str, header: dict[str, Any], alg: str) -> dict[str, Any]:
+        """The paths only a fault switch opens (`_check_header` refused anything else)."""
+        self._parses(token)
         checks: jwt.types.Options = {
             "verify_exp": True,
             "verify_nbf": True,
             "verify_iat": True,
             "verify_iss": True,
-            "require": required,
+            "require": self._required,
         }
         if alg.lower() == "none" and Fault.ACCEPT_ALG_NONE in self._faults:
             return self._unverified(token, checks)
         if alg == "HS256" and Fault.HS256_KEY_CONFUSION in self._faults:
             # The historical bug: the public key's PEM used as an HMAC secret.
+            pem = self._key(token, header).public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             signing_input, _, signature = token.rpartition(".")
-            expected = hmac.new(self._pem, signing_input.encode(), hashlib.sha256).digest()
+            expected = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
             if not hmac.compare_digest(base64.urlsafe_b64encode(expected).rstrip(b"=").decode(), signature):
                 raise jwt.InvalidSignatureError("bad HMAC")
             return self._unverified(token, checks)
-        key: Any = self._key
-        if "jwk" in header and Fault.TRUST_JWK_HEADER in self._faults:
-            key = jwt.PyJWK(header["jwk"]).key  # the token's own key: anyone's signature verifies
+        key = jwt.PyJWK(header["jwk"]).key  # `trust_jwk_header`: the token's own key, so anyone's signature verifies
         decoded: dict[str, Any] = jwt.decode(
-            token, key, algorithms=ALGORITHMS, issuer=self._issuer, leeway=LEEWAY_SECONDS, options={"require": required}
+            token, key, algorithms=ALGORITHMS, issuer=self._issuer, leeway=LEEWAY_SECONDS, options=self._options
         )
         return decoded
 
-    def _check_header(self, token: str) -> dict[str, Any]:
+    def _key(self, token: str, header: dict[str, Any]) -> RSAPublicKey:
+        """The key the token's `kid` names: from the cache, else (for a token that parses) from the key source."""
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            self._refuse(token, "malformed")  # PyJWT refuses such a kid too
+        key = self._keys.cached(kid)
+        if key is not None:
+            return key
+        # Nothing is fetched for a token that does not even parse.
+        self._parses(token)
         try:
-            header: dict[str, Any] = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise InvalidToken("malformed") from None
+            return self._keys.key_for(kid)
+        except UnknownKey as exc:
+            raise InvalidToken(exc.reason) from None
+        except KeysUnavailable:
+            raise InvalidToken("keys_unavailable") from None
+
+    def _check_header(self, token: str) -> dict[str, Any]:
+        header = _read_header(token)
+        if header is None:
+            header = self._parses(token)
         alg = str(header.get("alg"))
         allowed = (alg.lower() == "none" and Fault.ACCEPT_ALG_NONE in self._faults) or (
             alg == "HS256" and Fault.HS256_KEY_CONFUSION in self._faults
         )
         if alg not in ALGORITHMS and not allowed:
-            raise InvalidToken("algorithm_not_allowed")
+            self._refuse(token, "algorithm_not_allowed")
         if "typ" in header and header["typ"] != "JWT":
-            raise InvalidToken("wrong_type")
+            self._refuse(token, "wrong_type")
         # Clerk marks machine tokens with another category; only a session token may open a session.
         if "cat" in header and header["cat"] != SESSION_CATEGORY:
-            raise InvalidToken("not_a_session_token")
+            self._refuse(token, "not_a_session_token")
         return header
+
+    @staticmethod
+    def _parses(token: str) -> dict[str, Any]:
+        """The header as PyJWT parses it, with the whole token; InvalidToken("malformed") if it cannot."""
+        try:
+            header: dict[str, Any] = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise InvalidToken("malformed") from None
+        return header
+
+    def _refuse(self, token: str, reason: str) -> NoReturn:
+        """Refuse for `reason`, or as `malformed` when the whole token does not parse (that comes first)."""
+        self._parses(token)
+        raise InvalidToken(reason)
 
     def _check_authorized_party(self, claims: dict[str, Any]) -> None:
         # As Clerk's SDKs: azp is checked only when authorized parties are configured; then it must be
@@ -205,3 +262,15 @@ class TokenVerifier:
         if not isinstance(slug, str) or not slug.strip() or len(slug) > MAX_ID_LENGTH or "\x00" in slug:
             slug = None
         return OrgClaim(external_id=org_id, slug=slug)
+
+
+def _read_header(token: str) -> dict[str, Any] | None:
+    """The header segment alone, decoded leniently; None when it does not decode (PyJWT then says why)."""
+    segment, dot, _ = token.partition(".")
+    if not dot:
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    return header if isinstance(header, dict) else None

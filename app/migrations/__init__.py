@@ -17,7 +17,7 @@ from app.faults import Fault
 
 __all__ = ["HEAD", "alembic_config", "upgrade"]
 
-HEAD = "0003"
+HEAD = "0004"
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 

@@ -17,9 +17,10 @@ from sqlalchemy import Connection, text
 __all__ = ["APP_PRIVILEGES", "AppRoleRefused", "ensure_app_role"]
 
 APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
-    # Global tables: identity and tenancy are provisioned on a first login; nothing is ever changed.
+    # Global tables: identity and tenancy are provisioned on a first login. The one change ever made is the
+    # tombstone of a deleted Clerk user; the column grant keeps `user_id` (which user a Clerk id signs in as) fixed.
     "sys_user": ("SELECT", "INSERT"),
-    "sys_external_identity": ("SELECT", "INSERT"),
+    "sys_external_identity": ("SELECT", "INSERT", "UPDATE (deleted_at)"),
     "org_organisation": ("SELECT", "INSERT"),
     # The governance catalogue is seeded by migration and only read at run time.
     "governance_roles": ("SELECT",),

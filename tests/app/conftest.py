@@ -18,7 +18,17 @@ from app.faults import Fault, parse_faults
 from app.main import create_app
 from app.migrations import upgrade
 from harness.postgres import fresh_database
-from tests.app.support import ISSUER, ORIGIN, Account, ActiveOrg, Minter, TestClient, public_pem, sign_in
+from tests.app.support import (
+    ISSUER,
+    ORIGIN,
+    WEBHOOK_SECRET,
+    Account,
+    ActiveOrg,
+    Minter,
+    TestClient,
+    public_pem,
+    sign_in,
+)
 
 AppFactory = Callable[..., TestClient]
 
@@ -36,12 +46,13 @@ def minter(signing_key: rsa.RSAPrivateKey) -> Minter:
 
 
 def settings_for(database_url: str, key: rsa.RSAPrivateKey, **overrides: Any) -> Settings:
-    """Test-mode settings for a database, trusting `key`; keyword arguments override."""
+    """Test-mode settings for a database, trusting `key` and accepting webhooks; keyword arguments override."""
     values: dict[str, Any] = {
         "database_url": database_url,
         "clerk_jwt_key": public_pem(key),
         "clerk_issuer": ISSUER,
         "clerk_authorized_parties": ORIGIN,
+        "clerk_webhook_secret": WEBHOOK_SECRET,
         "app_mode": AppMode.TEST,
         "app_faults": "",
     }

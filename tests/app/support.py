@@ -13,11 +13,13 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from svix.webhooks import Webhook
 
 with warnings.catch_warnings():
     # Starlette announces a future change of its test client's HTTP library; nothing to act on here.
@@ -31,6 +33,7 @@ __all__ = [
     "ORIGIN",
     "RANDOM_ID",
     "ROLE_METHODS",
+    "WEBHOOK_SECRET",
     "Account",
     "ActiveOrg",
     "Minter",
@@ -50,6 +53,7 @@ __all__ = [
     "public_pem",
     "run_app",
     "sign_in",
+    "signed_delivery",
     "unsigned_token",
 ]
 
@@ -58,12 +62,16 @@ ORIGIN = "http://localhost:3000"
 KID = "ins_2testkey000000000000000000"
 RANDOM_ID = "00000000-0000-4000-8000-00000000beef"
 """A well-formed id no record has."""
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"iam-harness test webhook key!!!!").decode()
+"""The signing secret of the test apps' Clerk webhook endpoint."""
 APP_VARS = (
     "DATABASE_URL",
     "DATABASE_APP_ROLE",
     "CLERK_JWT_KEY",
+    "CLERK_JWKS_URL",
     "CLERK_ISSUER",
     "CLERK_AUTHORIZED_PARTIES",
+    "CLERK_WEBHOOK_SECRET",
     "APP_MODE",
     "APP_FAULTS",
 )
@@ -302,3 +310,31 @@ def run_app(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [sys.executable, "-m", "app", command], env=env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def signed_delivery(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    secret: str = WEBHOOK_SECRET,
+    msg_id: str | None = None,
+    at: datetime | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A Clerk event as svix delivers it: the envelope's bytes and the svix headers signing them (now, or `at`)."""
+    msg_id = msg_id or f"msg_{secrets.token_hex(13)}"
+    at = at or datetime.now(tz=UTC)
+    envelope = {
+        "data": data,
+        "object": "event",
+        "type": event_type,
+        "timestamp": int(at.timestamp() * 1000),
+        "instance_id": "ins_2testinstance0000000000000",
+    }
+    body = json.dumps(envelope, separators=(",", ":"))
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(at.timestamp())),
+        "svix-signature": Webhook(secret).sign(msg_id, at, body),
+        "content-type": "application/json",
+    }
+    return body.encode(), headers

@@ -62,7 +62,9 @@ def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey
 def test_missing_settings_exit_2_naming_the_variable() -> None:
     done = run_app("migrate", app_environment(DATABASE_URL="postgresql://app@localhost/app", CLERK_ISSUER=ISSUER))
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: CLERK_JWT_KEY is required"
+    assert done.stderr.strip() == (
+        "error: CLERK_JWT_KEY or CLERK_JWKS_URL is required (the PEM of Clerk's public key, or the URL of its JWKS)"
+    )
 
 
 def assert_fails_in_one_line(done: subprocess.CompletedProcess[str], status: int, start: str) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config import AppMode, Settings, SettingsError, load_settings
 from app.faults import Fault, parse_faults
-from tests.app.support import APP_VARS, ISSUER, app_environment, public_pem, run_app
+from tests.app.support import APP_VARS, ISSUER, WEBHOOK_SECRET, app_environment, public_pem, run_app
+
+JWKS_URL = "https://example.clerk.accounts.dev/.well-known/jwks.json"
 
 
 @pytest.fixture
@@ -59,10 +63,53 @@ def test_an_unknown_fault_is_refused_by_name(env: pytest.MonkeyPatch) -> None:
     assert "APP_FAULTS" in message and "no_such_fault" in message
 
 
-@pytest.mark.parametrize("variable", ["CLERK_JWT_KEY", "CLERK_ISSUER", "DATABASE_URL"])
+@pytest.mark.parametrize("variable", ["CLERK_ISSUER", "DATABASE_URL"])
 def test_required_settings_are_named_when_missing(env: pytest.MonkeyPatch, variable: str) -> None:
     env.delenv(variable)
     assert refusal() == f"{variable} is required"
+
+
+@pytest.mark.parametrize("blank", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_a_key_source_is_required_and_both_are_named(env: pytest.MonkeyPatch, blank: str | None) -> None:
+    if blank is None:
+        env.delenv("CLERK_JWT_KEY")
+    else:
+        env.setenv("CLERK_JWT_KEY", blank)
+        env.setenv("CLERK_JWKS_URL", blank)
+    message = refusal()
+    assert message.startswith("CLERK_JWT_KEY or CLERK_JWKS_URL is required"), message
+
+
+def test_both_key_sources_are_refused_by_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CLERK_JWKS_URL", JWKS_URL)
+    message = refusal()
+    assert message.startswith("CLERK_JWT_KEY and CLERK_JWKS_URL are both set"), message
+
+
+def test_a_jwks_url_alone_is_read(env: pytest.MonkeyPatch) -> None:
+    env.delenv("CLERK_JWT_KEY")
+    env.setenv("CLERK_JWKS_URL", f"  {JWKS_URL} ")
+    settings = load_settings()
+    assert (settings.clerk_jwks_url, settings.clerk_jwt_key) == (JWKS_URL, None)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.clerk.accounts.dev/.well-known/jwks.json",
+        "file:///etc/jwks.json",
+        "auth.example.com/.well-known/jwks.json",
+        "https:///.well-known/jwks.json",
+        "javascript:alert(1)",
+        "https://example.clerk.accounts.dev:99999/.well-known/jwks.json",
+    ],
+)
+def test_a_jwks_url_without_http_scheme_or_host_is_refused(env: pytest.MonkeyPatch, url: str) -> None:
+    env.delenv("CLERK_JWT_KEY")
+    env.setenv("CLERK_JWKS_URL", url)
+    message = refusal()
+    assert message.startswith("CLERK_JWKS_URL: must be an http(s) URL"), message
+    assert url not in message  # a URL may carry credentials: never echoed
 
 
 def test_blank_issuer_is_refused(env: pytest.MonkeyPatch) -> None:
@@ -98,7 +145,7 @@ def test_a_non_rsa_key_is_refused(env: pytest.MonkeyPatch) -> None:
 
 def test_a_one_line_pem_is_accepted(env: pytest.MonkeyPatch, signing_key: rsa.RSAPrivateKey) -> None:
     env.setenv("CLERK_JWT_KEY", public_pem(signing_key).replace("\n", "\\n"))
-    assert load_settings().clerk_jwt_key.startswith("-----BEGIN PUBLIC KEY-----\n")
+    assert (load_settings().clerk_jwt_key or "").startswith("-----BEGIN PUBLIC KEY-----\n")
 
 
 @pytest.mark.parametrize(
@@ -146,3 +193,50 @@ def test_serve_with_faults_outside_test_mode_exits_2_with_one_line(signing_key: 
     assert done.returncode == 2
     assert done.stderr.strip() == "error: APP_FAULTS is refused unless APP_MODE=test"
     assert done.stdout == ""
+
+
+def test_a_webhook_secret_is_optional_and_blank_is_unset(env: pytest.MonkeyPatch) -> None:
+    assert load_settings().clerk_webhook_secret is None
+    env.setenv("CLERK_WEBHOOK_SECRET", "  ")
+    assert load_settings().clerk_webhook_secret is None
+    env.setenv("CLERK_WEBHOOK_SECRET", f" {WEBHOOK_SECRET} ")
+    settings = load_settings()
+    assert settings.clerk_webhook_secret == WEBHOOK_SECRET
+    assert WEBHOOK_SECRET not in repr(settings)  # a secret: never in a repr
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        WEBHOOK_SECRET.removeprefix("whsec_"),  # the prefix dropped
+        "sk_test_" + WEBHOOK_SECRET.removeprefix("whsec_"),  # another Clerk secret pasted by mistake
+        "whsec_",
+        "whsec_not base64!",
+        "whsec_" + base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(),  # URL-safe alphabet: not svix's
+        "whsec_" + base64.b64encode(b"short").decode(),
+    ],
+    ids=["no-prefix", "other-secret", "prefix-only", "not-base64", "urlsafe", "too-short"],
+)
+def test_a_malformed_webhook_secret_is_refused_by_name_without_echoing_it(env: pytest.MonkeyPatch, secret: str) -> None:
+    env.setenv("CLERK_WEBHOOK_SECRET", secret)
+    message = refusal()
+    assert message.startswith("CLERK_WEBHOOK_SECRET: "), message
+    assert secret == "whsec_" or secret not in message
+
+
+def test_an_unpadded_webhook_secret_is_accepted(env: pytest.MonkeyPatch) -> None:
+    unpadded = "whsec_" + base64.b64encode(b"\x01" * 25).decode().rstrip("=")
+    env.setenv("CLERK_WEBHOOK_SECRET", unpadded)
+    assert load_settings().clerk_webhook_secret == unpadded
+
+
+def test_serve_with_a_malformed_webhook_secret_exits_2_with_one_line(signing_key: rsa.RSAPrivateKey) -> None:
+    environment = app_environment(
+        DATABASE_URL="postgresql://app@localhost/app",
+        CLERK_JWT_KEY=public_pem(signing_key),
+        CLERK_ISSUER=ISSUER,
+        CLERK_WEBHOOK_SECRET="whsec_!!",
+    )
+    done = run_app("serve", environment)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: CLERK_WEBHOOK_SECRET: must look like whsec_<base64>")

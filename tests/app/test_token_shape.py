@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
@@ -42,3 +44,29 @@ def test_oversized_token_is_refused_before_parsing(verifier: TokenVerifier, mint
 
 def test_ordinary_token_fits(verifier: TokenVerifier, minter: Minter) -> None:
     assert verifier.verify(minter.token("user_2abc")).subject == "user_2abc"
+
+
+def _segment(value: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("header", "damage"),
+    [
+        ({"alg": "HS256", "typ": "JWT"}, "payload"),
+        ({"alg": "RS256", "typ": "at+jwt"}, "signature"),
+        ({"alg": "RS256", "cat": "cl_B7d4PD333AAA"}, "payload"),
+        ({"alg": "RS256", "kid": 7}, "none"),
+    ],
+    ids=["bad_alg", "bad_typ", "machine_cat", "numeric_kid"],
+)
+def test_a_token_that_does_not_parse_is_malformed_whatever_its_header(
+    verifier: TokenVerifier, minter: Minter, header: dict[str, Any], damage: str
+) -> None:
+    """The header is read ahead of the rest, but a token that does not parse as a whole is refused as such."""
+    _, payload, signature = minter.token("user_2abc").split(".")
+    payload += "!" if damage == "payload" else ""
+    signature += "!" if damage == "signature" else ""
+    with pytest.raises(InvalidToken) as refused:
+        verifier.verify(f"{_segment(header)}.{payload}.{signature}")
+    assert refused.value.reason == "malformed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import contacts, deals, health, me, members, notes, roles
+from app.api.routes import contacts, deals, health, me, members, notes, roles, webhooks
 
 __all__ = ["api_router"]
 
@@ -16,3 +16,4 @@ api_router.include_router(members.router)
 api_router.include_router(contacts.router)
 api_router.include_router(deals.router)
 api_router.include_router(notes.router)
+api_router.include_router(webhooks.router)

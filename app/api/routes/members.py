@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from app.api.deps import MembersManager, MembersReader, RawBody, ServicesDep, SessionDep, json_body_openapi, parse_body
 from app.api.records import deleted, found
 from app.api.schemas import ErrorBody, MemberCreate, MemberOut, MemberRoles, error_responses
-from app.auth.identity import ensure_user
+from app.auth.identity import UserDeleted, ensure_user
 from app.errors import ApiError
+from app.faults import Fault
 from app.governance import replace_roles, role_ids, roles_of
 from app.models import Membership
 from app.repository import MemberRow
@@ -66,10 +67,14 @@ def read_member(user_id: uuid.UUID, principal: MembersReader, session: SessionDe
     openapi_extra=json_body_openapi(MemberCreate),
 )
 def add_member(principal: MembersManager, session: SessionDep, services: ServicesDep, raw: RawBody) -> MemberOut:
-    """Add a user, by Clerk user id, to the caller's organisation with the given roles (needs `members:manage`)."""
+    """Add a user, by Clerk user id, to the caller's organisation with the given roles (needs `members:manage`);
+    a user deleted at Clerk cannot be added (422 `user_deleted`)."""
     body = parse_body(MemberCreate, raw)
     wanted = role_ids(session, body.roles)
-    user_id = ensure_user(session, body.external_id)
+    try:
+        user_id = ensure_user(session, body.external_id, accept_deleted=services.has(Fault.DELETED_USER_ACCEPTED))
+    except UserDeleted:
+        raise ApiError(422, "invalid_request", reason="user_deleted") from None
     membership = services.members(session, principal).join(user_id)
     if membership is None:
         raise ApiError(409, "already_member")
