@@ -99,7 +99,8 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid_token(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidToken)
-    log.info("token refused reason=%s path=%s request_id=%s", exc.reason, request.url.path, current_request_id())
+    if getattr(request.app.state, "log_refusals", True):
+        log.info("token refused reason=%s path=%s request_id=%s", exc.reason, request.url.path, current_request_id())
     return JSONResponse(
         _body("invalid_token", reason=exc.reason),
         status_code=401,
@@ -136,12 +137,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body(error), status_code=exc.status_code, headers=exc.headers)
 
 
-def install_error_handlers(app: FastAPI, *, leak_database_errors: bool = False) -> None:
+def install_error_handlers(app: FastAPI, *, leak_database_errors: bool = False, log_refusals: bool = True) -> None:
     """Register the JSON answers for every expected refusal, and the boundary for everything else.
 
     `leak_database_errors` is the `sql_error_leaks` fault switch: a database error's text (the statement
-    included) goes into the 500's body.
+    included) goes into the 500's body. `log_refusals=False` is the `refusals_not_logged` one.
     """
+    app.state.log_refusals = log_refusals
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(InvalidToken, _invalid_token)
     app.add_exception_handler(NotAMember, _not_a_member)

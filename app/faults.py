@@ -74,6 +74,13 @@ class Fault(StrEnum):
     JWKS_REFETCH_EVERY_UNKNOWN_KID = "jwks_refetch_every_unknown_kid"
     """With `CLERK_JWKS_URL`, every token naming an unknown `kid` refetches the JWKS: forgeries hammer the issuer."""
 
+    REFUSALS_NOT_LOGGED = "refusals_not_logged"
+    """A refused token answers 401 and leaves no line in the log: an attack goes unseen."""
+
+    PROVISION_BEFORE_VERIFY = "provision_before_verify"
+    """The user is created from the token's unverified `sub` before the token is verified: every forgery,
+    refused all the same, leaves a user behind."""
+
     ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP = "org_claim_trusted_without_membership"
     """A token's org claim is believed without a membership row: the user joins that organisation, as its role."""
 

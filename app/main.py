@@ -65,7 +65,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    install_error_handlers(app, leak_database_errors=settings.has(Fault.SQL_ERROR_LEAKS))
+    install_error_handlers(
+        app,
+        leak_database_errors=settings.has(Fault.SQL_ERROR_LEAKS),
+        log_refusals=not settings.has(Fault.REFUSALS_NOT_LOGGED),
+    )
     app.include_router(api_router)
     app.include_router(pages_router)
     return app

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import jinja2
+import jwt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,11 +28,12 @@ from app.auth.identity import (
     OrgRef,
     UserDeleted,
     delete_user,
+    ensure_user,
     is_deleted,
     resolve_identity,
 )
 from app.auth.policy import PolicyEngine, Principal
-from app.auth.token import InvalidToken, SessionClaims, TokenVerifier
+from app.auth.token import MAX_ID_LENGTH, InvalidToken, SessionClaims, TokenVerifier
 from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
@@ -82,6 +84,18 @@ class Services:
             )
         except UserDeleted:
             raise InvalidToken("user_deleted") from None
+
+    def provision_unverified(self, session: Session, token: str) -> None:
+        """The `provision_before_verify` bug: the user a token names is created before the token is verified."""
+        if not self.has(Fault.PROVISION_BEFORE_VERIFY):
+            return
+        try:
+            sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
+        except jwt.InvalidTokenError:
+            return
+        if isinstance(sub, str) and sub.strip() and len(sub) <= MAX_ID_LENGTH and "\x00" not in sub:
+            ensure_user(session, sub, accept_deleted=True)
+            session.commit()
 
     def is_deleted(self, session: Session, external_id: str) -> bool:
         """Whether a Clerk user id was deleted at Clerk (never, with the `deleted_user_accepted` fault)."""

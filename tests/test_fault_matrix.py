@@ -32,6 +32,7 @@ class Row:
     stays_yes: frozenset[str]
     why: str
     scenarios: str | None = None  # a -k expression: rows about the fuzzer and the schema skip the browser
+    named: str | None = None  # evidence of the first NO check must say this (what exactly went wrong)
 
 
 FUZZ = "fuzz or tenancy"  # the scenarios deciding M3, O4, M4, I3, C2 and O1's fuzzed half
@@ -75,14 +76,26 @@ ROWS = [
     _fuzz_row("viewer_can_write", {"M3", "O4"}, "a Viewer may write"),
     Row("sql_error_leaks", frozenset({"O1"}), FUZZ_CHECKS, "a malformed id answers 500 with SQL text", FUZZ),
     *[
-        Row(fault, frozenset({"C1"}), frozenset(), why, "authentication")
-        for fault, why in [
-            ("accept_alg_none", "an unsigned token is let in"),
-            ("hs256_key_confusion", "the public key signs as an HMAC secret"),
-            ("skip_azp_check", "another origin's session is let in"),
-            ("exp_not_required", "a token that never expires is let in"),
-            ("trust_jwk_header", "the token's own key verifies it"),
-            ("ignore_pending_status", "a pending session is let in"),
+        Row(fault, frozenset({"C1"}), frozenset(), why, "authentication", named)
+        for fault, why, named in [
+            ("accept_alg_none", "an unsigned token is let in", "accepted forgery (alg_none)"),
+            ("hs256_key_confusion", "the public key is an HMAC secret", "accepted forgery (hs256_with_public_key)"),
+            ("skip_azp_check", "another origin's session is let in", "accepted forgery (foreign_azp)"),
+            ("exp_not_required", "a token that never expires is let in", "accepted forgery (missing_exp)"),
+            ("trust_jwk_header", "the token's own key verifies it", "accepted forgery (embedded_jwk)"),
+            ("ignore_pending_status", "a pending session is let in", "accepted forgery (pending_session)"),
+            (
+                "jwks_refetch_every_unknown_kid",
+                "each forged kid is one more fetch of the issuer's JWKS",
+                "forged kids made the target fetch its JWKS",
+            ),
+            ("refusals_not_logged", "refusals leave no line in the log", "refusals not in the server log"),
+            ("provision_before_verify", "a forged sub becomes a user, then is refused", "refused forgeries left"),
+            (
+                "deleted_user_accepted",
+                "user.deleted is recorded and ignored",
+                "a deleted user's valid session token answered 200",
+            ),
         ]
     ],
     Row(
@@ -144,6 +157,9 @@ def test_fault_turns_its_checks_no(tmp_path: Path, postgres_server: str, row: Ro
     assert {c for c in row.stays_yes if answers[c] != "YES"} == set(), json.dumps(report, indent=1)[:4000]
     for check_id in row.must_be_no:
         assert any("repro: pytest " in line for line in _evidence(report, check_id)), f"{check_id} has no repro line"
+    if row.named is not None:
+        evidence = _evidence(report, sorted(row.must_be_no)[0])
+        assert any(row.named in line for line in evidence), "\n".join(evidence)[-3000:]
 
 
 def test_role_query_fault_is_quoted_from_the_server_log_only(tmp_path: Path, postgres_server: str) -> None:

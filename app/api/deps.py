@@ -90,12 +90,14 @@ bearer = HTTPBearer(
 def get_claims(
     request: Request,
     services: ServicesDep,
+    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> SessionClaims:
     """Layer 1: the verified session token, or 401."""
     if credentials is None:
         reason = "malformed_authorization" if request.headers.get("Authorization") else "missing_token"
         raise InvalidToken(reason)
+    services.provision_unverified(session, credentials.credentials)  # a no-op unless the fault is on
     return services.verifier.verify(credentials.credentials)
 
 

@@ -29,7 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from app.auth.keys import KeySource, KeysUnavailable, StaticKey, UnknownKey
 from app.faults import Fault
 
-__all__ = ["ALGORITHMS", "LEEWAY_SECONDS", "InvalidToken", "OrgClaim", "SessionClaims", "TokenVerifier"]
+__all__ = [
+    "ALGORITHMS",
+    "LEEWAY_SECONDS",
+    "MAX_ID_LENGTH",
+    "InvalidToken",
+    "OrgClaim",
+    "SessionClaims",
+    "TokenVerifier",
+]
 
 # Only the algorithm Clerk signs with: never HS256 (the public key would become a shared secret) nor "none".
 ALGORITHMS = ["RS256"]

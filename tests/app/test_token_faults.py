@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import jwt
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.auth.token import InvalidToken, TokenVerifier
 from app.faults import Fault
+from tests.app.conftest import AppFactory
 from tests.app.support import ISSUER, ORIGIN, Minter, hs256_token, public_pem, unsigned_token
 
 Forge = Callable[[Minter, rsa.RSAPrivateKey], str]
@@ -53,3 +56,31 @@ def test_fault_lets_only_its_forgery_through(
     others = [f for f, _ in CASES if f is not fault]
     with pytest.raises(InvalidToken):
         _verifier(signing_key, frozenset(others)).verify(forge(minter, signing_key))
+
+
+def _identity_exists(database_url: str, sub: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT 1 FROM sys_external_identity WHERE external_id = %s", (sub,)).fetchone() is not None
+
+
+@pytest.mark.parametrize("fault", ["", "provision_before_verify"])
+def test_a_refused_token_provisions_nothing_unless_the_fault_is_on(
+    make_client: AppFactory, minter: Minter, shared_database_url: str, fault: str
+) -> None:
+    sub = f"user_2forged{'fault' if fault else 'healthy'}{'x' * 10}"
+    forged = unsigned_token(minter.claims(sub))
+    got = make_client(fault).get("/api/me", headers={"Authorization": f"Bearer {forged}"})
+    assert got.status_code == 401, got.text  # refused either way
+    assert _identity_exists(shared_database_url, sub) is bool(fault)
+
+
+@pytest.mark.parametrize("fault", ["", "refusals_not_logged"])
+def test_a_refusal_is_logged_unless_the_fault_is_on(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.errors"):
+        got = make_client(fault).get("/api/me", headers={"Authorization": "Bearer not.a.token"})
+    assert got.status_code == 401
+    request_id = got.headers["x-request-id"]
+    logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert logged == ([] if fault else [f"token refused reason=malformed path=/api/me request_id={request_id}"])
