@@ -146,21 +146,11 @@ def ensure_user(session: Session, external_id: str, *, accept_deleted: bool = Fa
     found = _identity_of(session, external_id)
     if found is not None:
         return _live(found, accept_deleted=accept_deleted)
-    candidate = uuid.uuid4()
-    savepoint = session.begin_nested()
-    session.execute(insert(User).values(id=candidate))
-    won = session.scalar(
-        insert(ExternalIdentity)
-        .values(provider=CLERK, external_id=external_id, user_id=candidate)
-        .on_conflict_do_nothing(index_elements=[ExternalIdentity.provider, ExternalIdentity.external_id])
-        .returning(ExternalIdentity.user_id)
-    )
-    if won is not None:
-        savepoint.commit()
-        return candidate
-    # Another request created this user first (we waited for its commit): drop our candidate, use theirs.
+    created = _create_identity(session, external_id, deleted=False)
+    if created is not None:
+        return created
+    # Another request created this user first (we waited for its commit): use theirs.
     # The winner may be a `user.deleted` that overtook this first login: then its tombstone refuses us.
-    savepoint.rollback()
     winner = _identity_of(session, external_id)
     if winner is None:  # the winner was deleted in between; a retry of the request will create it afresh
         raise RuntimeError("external identity vanished while provisioning")
@@ -221,20 +211,29 @@ def _tombstone(session: Session, external_id: str) -> uuid.UUID:
         )
         if marked is not None:
             return marked
-        candidate = uuid.uuid4()
-        savepoint = session.begin_nested()
-        session.execute(insert(User).values(id=candidate))
-        won = session.scalar(
-            insert(ExternalIdentity)
-            .values(provider=CLERK, external_id=external_id, user_id=candidate, deleted_at=func.now())
-            .on_conflict_do_nothing(index_elements=[ExternalIdentity.provider, ExternalIdentity.external_id])
-            .returning(ExternalIdentity.user_id)
-        )
-        if won is not None:
-            savepoint.commit()
-            return candidate
-        savepoint.rollback()
+        created = _create_identity(session, external_id, deleted=True)
+        if created is not None:
+            return created
     raise RuntimeError("external identity neither found nor created while tombstoning")
+
+
+def _create_identity(session: Session, external_id: str, *, deleted: bool) -> uuid.UUID | None:
+    """A new system user with its identity row (tombstoned already if `deleted`); None, with nothing left
+    behind, when another transaction created the identity first (this insert waited for its commit)."""
+    candidate = uuid.uuid4()
+    savepoint = session.begin_nested()
+    session.execute(insert(User).values(id=candidate))
+    won = session.scalar(
+        insert(ExternalIdentity)
+        .values(provider=CLERK, external_id=external_id, user_id=candidate, deleted_at=func.now() if deleted else None)
+        .on_conflict_do_nothing(index_elements=[ExternalIdentity.provider, ExternalIdentity.external_id])
+        .returning(ExternalIdentity.user_id)
+    )
+    if won is None:
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    return candidate
 
 
 def _leave_every_organisation(session: Session, user_id: uuid.UUID) -> int:
