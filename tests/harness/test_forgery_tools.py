@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from svix.webhooks import Webhook, WebhookVerificationError
 
 from harness import jwks, traces
 from harness.attacks import WEAK_SECRETS, crack, login_forgeries, parse_jwt
+from harness.config import WebhooksConfig, load_config
 from harness.issuer import Issuer
+from harness.target import RemoteTarget
+from harness.targets import default_config_path
 from harness.webhooks import ClerkWebhooks, new_secret
 
 ISS = "https://iam-harness.clerk.accounts.dev"
@@ -134,3 +138,12 @@ def test_login_forgeries_resign_the_given_claims_every_way() -> None:
 @pytest.mark.parametrize("value", ["", "a.b", "a.b.c.d", "!!.!!.x", "eyJ4IjoxfQ.eyJ4IjoxfQ.x"])
 def test_parse_jwt_refuses_what_is_not_a_jws(value: str) -> None:
     assert parse_jwt(value) is None  # the last one is JSON, but its header names no alg
+
+
+def test_a_remote_targets_webhook_secret_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = replace(load_config(default_config_path()), webhooks=WebhooksConfig("/hooks", "SHOP_HOOK_SECRET"))
+    monkeypatch.setenv("SHOP_HOOK_SECRET", "whsec_c2VjcmV0")
+    assert RemoteTarget("http://127.0.0.1:9", config).webhook_secret == "whsec_c2VjcmV0"
+    monkeypatch.delenv("SHOP_HOOK_SECRET")
+    assert RemoteTarget("http://127.0.0.1:9", config).webhook_secret is None
+    assert RemoteTarget("http://127.0.0.1:9", replace(config, webhooks=None)).webhook_secret is None
