@@ -81,6 +81,10 @@ class Fault(StrEnum):
     """The user is created from the token's unverified `sub` before the token is verified: every forgery,
     refused all the same, leaves a user behind."""
 
+    ROLE_CLAIM_TRUSTED = "role_claim_trusted"
+    """The token's organisation role (`o.rol`, `org_role`) is believed beside the governance tables: a member
+    whose session says `admin` acts as Admin."""
+
     ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP = "org_claim_trusted_without_membership"
     """A token's org claim is believed without a membership row: the user joins that organisation, as its role."""
 

@@ -38,7 +38,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
 from app.faults import Fault
-from app.governance import load_principal
+from app.governance import load_principal, role_catalogue
 from app.models import Deal, Organisation
 from app.repository import ContactRepository, DealRepository, MemberRepository, NoteRepository
 
@@ -114,6 +114,19 @@ class Services:
         """The caller's roles and grants, with the session bound to their organisation; may raise a database error."""
         tenancy.bind_org(session, identity.organisation.id)
         return load_principal(session, identity, bind_clerk_id=self.has(Fault.USER_ROLE_QUERY_USES_CLERK_ID))
+
+    def trust_role_claim(self, session: Session, principal: Principal, claims: SessionClaims) -> Principal:
+        """The `role_claim_trusted` bug: the organisation role the token states is believed, as if granted."""
+        claimed = claims.org.role.capitalize() if claims.org and claims.org.role else None
+        if not self.has(Fault.ROLE_CLAIM_TRUSTED) or claimed is None or claimed in principal.roles:
+            return principal
+        role = next((view for view in role_catalogue(session) if view.name == claimed), None)
+        if role is None:
+            return principal
+        grants = dict(principal.grants)
+        for permission in role.permissions:
+            grants[permission] = (*grants.get(permission, ()), claimed)
+        return replace(principal, roles=(*principal.roles, claimed), grants=grants)
 
     def switch_org(self, session: Session, principal: Principal, requested: str | None) -> Principal:
         """The `org_header_switches_org` bug: the caller acts in the organisation a header names, unchecked.

@@ -24,7 +24,7 @@ from harness.evidence import Evidence
 from harness.issuer import ActiveOrg, Issuer, SessionToken, clerk_id
 from harness.target import Target
 from harness.webhooks import ClerkWebhooks
-from harness.world import ClerkCredentials, Principal, StaticCredentials, World
+from harness.world import ClerkCredentials, Principal, StaticCredentials, World, fill_template
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
 MAX_TOKEN_SHOWN = 2048  # characters of an accepted forgery the evidence quotes
@@ -73,6 +73,7 @@ def test_authentication_is_solid(
         wrong += _clerk_catalogue(target, world, issuer, victim, evidence, listener)
         wrong += _nothing_provisioned(target, issuer, evidence, listener[0], harness_rng)
         wrong += _deleted_user(target, issuer, evidence, harness_rng)
+        wrong += _role_claim_ignored(target, world, issuer, evidence, harness_rng)
     if logins:
         wrong += _login_token_forgeries(target, world, logins, evidence)
     assert not wrong, f"{len(wrong)} authentication failures: " + "; ".join(wrong[:10])
@@ -260,6 +261,54 @@ def _deleted_user(target: Target, issuer: Issuer, evidence: Evidence, rng: rando
     if 200 <= page < 300:
         wrong.append(f"a deleted user's valid session opened the page ({page})")
     return wrong
+
+
+# Clerk's own organisation admin: its role key, and the system permissions its sessions carry.
+CLERK_ADMIN = ActiveOrg("", "", "admin", ("org:sys_memberships:manage", "org:sys_profile:manage"))
+
+
+def _role_claim_ignored(
+    target: Target, world: World, issuer: Issuer, evidence: Evidence, rng: random.Random
+) -> list[str]:
+    """A read-only member whose validly signed session claims the admin role (v2 `o.rol`, v1 `org_role`) is
+    still refused a write: roles come from the target's own records, never from the token alone."""
+    org = world.orgs.get("org1")
+    read_only = target.config.roles.read_only
+    member = next((p for p in org.principals if p.role in read_only), None) if org is not None else None
+    if org is None or member is None or not target.config.canaries:
+        evidence.add("role claim: not exercised (no read-only member, or no record to create)")
+        return []
+    creds = member.credentials
+    if not isinstance(creds, ClerkCredentials) or creds.org is None:
+        evidence.add("role claim: not exercised (the read-only member's session is not a Clerk one naming an org)")
+        return []
+    resource = target.config.canaries[0]
+    values = {**{c.resource: c.id for c in org.canaries}, "marker": f"roleclaim{rng.getrandbits(48):012x}"}
+    path, body = fill_template(resource.create.path, values), fill_template(resource.body, values)
+    claimed = ActiveOrg(creds.org.id, creds.org.slug, CLERK_ADMIN.role, CLERK_ADMIN.permissions)
+    with httpx.Client(base_url=target.base_url, timeout=10) as client:
+        honest = client.request(resource.create.method, path, json=body, headers=creds.headers()).status_code
+        if 200 <= honest < 300:
+            evidence.add(f"role claim: not exercised ({member.name} may {resource.create} with its own role: see M3)")
+            return []
+        seen = {
+            version: client.request(
+                resource.create.method,
+                path,
+                json=body,
+                headers=issuer.mint(creds.sub, org=claimed, version=version).headers,
+            ).status_code
+            for version in (2, 1)
+        }
+    evidence.add(
+        f"role claim: {member.name} ({member.role}) on {resource.create}: own session {honest}, "
+        f"claiming admin v2 {seen[2]}, v1 {seen[1]}"
+    )
+    return [
+        f"{member.name}'s session claiming the admin role (v{version}) was let {resource.create}: {status}"
+        for version, status in seen.items()
+        if 200 <= status < 300
+    ]
 
 
 # -- a target's own login tokens ---------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ ROWS = [
                 "forged kids made the target fetch its JWKS",
             ),
             ("refusals_not_logged", "refusals leave no line in the log", "refusals not in the server log"),
+            ("role_claim_trusted", "the token's role claim is believed", "session claiming the admin role (v2)"),
             ("provision_before_verify", "a forged sub becomes a user, then is refused", "refused forgeries left"),
             (
                 "deleted_user_accepted",

@@ -112,13 +112,15 @@ def get_identity(claims: ClaimsDep, session: SessionDep, services: ServicesDep) 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def get_principal(request: Request, identity: IdentityDep, session: SessionDep, services: ServicesDep) -> Principal:
+def get_principal(
+    request: Request, claims: ClaimsDep, identity: IdentityDep, session: SessionDep, services: ServicesDep
+) -> Principal:
     """The caller with the roles they hold in their active organisation, which the session is bound to.
 
     The active organisation comes from the verified token and the membership row alone: a header or a
     query parameter naming another organisation changes nothing (unless the fault switch brings that bug back).
     """
-    principal = services.principal(session, identity)
+    principal = services.trust_role_claim(session, services.principal(session, identity), claims)
     if services.has(Fault.ORG_HEADER_SWITCHES_ORG):
         requested = request.headers.get(ORG_HEADER) or request.query_params.get("org_id")
         principal = services.switch_org(session, principal, requested)

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -61,6 +61,9 @@ class OrgClaim:
 
     external_id: str
     slug: str | None
+    role: str | None = None
+    """The organisation role the token states (`admin`), for display only: roles come from the governance
+    tables (believing it is the `role_claim_trusted` fault)."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ class TokenVerifier:
 
     def _subject(self, claims: dict[str, Any]) -> str:
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_ID_LENGTH or "\x00" in sub:
+        if not _plain_id(sub):
             raise InvalidToken("invalid_subject")
         # Signed in but still choosing or creating an organisation: not a session the app may serve yet.
         if claims.get("sts") == "pending" and Fault.IGNORE_PENDING_STATUS not in self._faults:
@@ -260,16 +263,23 @@ class TokenVerifier:
         if org is not None:
             if not isinstance(org, dict):
                 raise InvalidToken("invalid_org_claim")
-            org_id, slug = org.get("id"), org.get("slg")
+            org_id, slug, role = org.get("id"), org.get("slg"), org.get("rol")
         else:
-            org_id, slug = claims.get("org_id"), claims.get("org_slug")
+            org_id, slug, role = claims.get("org_id"), claims.get("org_slug"), claims.get("org_role")
         if org_id is None:
             return None
-        if not isinstance(org_id, str) or not org_id.strip() or len(org_id) > MAX_ID_LENGTH or "\x00" in org_id:
+        if not _plain_id(org_id):
             raise InvalidToken("invalid_org_claim")
-        if not isinstance(slug, str) or not slug.strip() or len(slug) > MAX_ID_LENGTH or "\x00" in slug:
-            slug = None
-        return OrgClaim(external_id=org_id, slug=slug)
+        return OrgClaim(
+            external_id=org_id,
+            slug=slug if _plain_id(slug) else None,
+            role=role.removeprefix("org:") if _plain_id(role) else None,
+        )
+
+
+def _plain_id(value: Any) -> TypeGuard[str]:
+    """A non-blank string of at most MAX_ID_LENGTH characters, without NUL."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_ID_LENGTH and "\x00" not in value
 
 
 def _read_header(token: str) -> dict[str, Any] | None:

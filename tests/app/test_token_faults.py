@@ -14,7 +14,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from app.auth.token import InvalidToken, TokenVerifier
 from app.faults import Fault
 from tests.app.conftest import AppFactory
-from tests.app.support import ISSUER, ORIGIN, Minter, hs256_token, public_pem, unsigned_token
+from tests.app.support import (
+    ISSUER,
+    ORIGIN,
+    ActiveOrg,
+    Minter,
+    add_member,
+    hs256_token,
+    public_pem,
+    sign_in,
+    unsigned_token,
+)
 
 Forge = Callable[[Minter, rsa.RSAPrivateKey], str]
 
@@ -84,3 +94,18 @@ def test_a_refusal_is_logged_unless_the_fault_is_on(
     request_id = got.headers["x-request-id"]
     logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
     assert logged == ([] if fault else [f"token refused reason=malformed path=/api/me request_id={request_id}"])
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v2", "v1"])
+@pytest.mark.parametrize("fault", ["", "role_claim_trusted"])
+def test_the_tokens_role_claim_grants_nothing_unless_the_fault_is_on(
+    make_client: AppFactory, minter: Minter, fault: str, v1: bool
+) -> None:
+    client = make_client(fault)
+    owner = sign_in(client, minter, org=ActiveOrg())
+    viewer = add_member(client, owner, minter, roles=["Viewer"])
+    claiming_admin = minter.headers(viewer.sub, org=viewer.org, v1=v1)  # the test minter's sessions say admin
+    created = client.post("/api/contacts", headers=claiming_admin, json={"name": "Eve", "email": "e@example.org"})
+    assert created.status_code == (201 if fault else 403), created.text
+    roles = client.get("/api/me", headers=claiming_admin).json()["roles"]
+    assert roles == (["Viewer", "Admin"] if fault else ["Viewer"])
