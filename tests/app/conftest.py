@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.config import AppMode, Settings
+from app.db import Database
 from app.faults import Fault, parse_faults
 from app.main import create_app
 from app.migrations import upgrade
@@ -134,3 +135,13 @@ def org1(client: TestClient, minter: Minter) -> Account:
 def org2(client: TestClient, minter: Minter) -> Account:
     """The first admin of another new organisation, signed in: the one whose records org1 must never reach."""
     return sign_in(client, minter, org=ActiveOrg(slug="org-two"))
+
+
+@pytest.fixture
+def database(make_settings: Callable[..., Settings]) -> Iterator[Database]:
+    """The app's database layer on this test's own fresh, migrated database (room for racing requests)."""
+    settings = make_settings()
+    upgrade(settings.database_url)
+    db = Database(settings.database_url, app_role=settings.database_app_role, pool_size=8)
+    yield db
+    db.dispose()

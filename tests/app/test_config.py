@@ -182,17 +182,25 @@ def test_parse_faults() -> None:
         parse_faults("nope")
 
 
-def test_serve_with_faults_outside_test_mode_exits_2_with_one_line(signing_key: rsa.RSAPrivateKey) -> None:
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"APP_FAULTS": "default_allow"}, "error: APP_FAULTS is refused unless APP_MODE=test"),
+        ({"CLERK_WEBHOOK_SECRET": "whsec_!!"}, "error: CLERK_WEBHOOK_SECRET: must look like whsec_<base64>"),
+    ],
+    ids=["faults-outside-test-mode", "malformed-webhook-secret"],
+)
+def test_serve_with_a_refused_setting_exits_2_with_one_line(
+    signing_key: rsa.RSAPrivateKey, variables: dict[str, str], message: str
+) -> None:
     environment = app_environment(
-        DATABASE_URL="postgresql://app@localhost/app",
-        CLERK_JWT_KEY=public_pem(signing_key),
-        CLERK_ISSUER=ISSUER,
-        APP_FAULTS="default_allow",
-    )
+        DATABASE_URL="postgresql://app@localhost/app", CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER,
+        **variables,
+    )  # fmt: skip
     done = run_app("serve", environment)
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: APP_FAULTS is refused unless APP_MODE=test"
-    assert done.stdout == ""
+    assert done.stderr.strip().startswith(message), done.stderr
+    assert "\n" not in done.stderr.strip() and done.stdout == ""
 
 
 def test_a_webhook_secret_is_optional_and_blank_is_unset(env: pytest.MonkeyPatch) -> None:
@@ -228,15 +236,3 @@ def test_an_unpadded_webhook_secret_is_accepted(env: pytest.MonkeyPatch) -> None
     unpadded = "whsec_" + base64.b64encode(b"\x01" * 25).decode().rstrip("=")
     env.setenv("CLERK_WEBHOOK_SECRET", unpadded)
     assert load_settings().clerk_webhook_secret == unpadded
-
-
-def test_serve_with_a_malformed_webhook_secret_exits_2_with_one_line(signing_key: rsa.RSAPrivateKey) -> None:
-    environment = app_environment(
-        DATABASE_URL="postgresql://app@localhost/app",
-        CLERK_JWT_KEY=public_pem(signing_key),
-        CLERK_ISSUER=ISSUER,
-        CLERK_WEBHOOK_SECRET="whsec_!!",
-    )
-    done = run_app("serve", environment)
-    assert done.returncode == 2
-    assert done.stderr.strip().startswith("error: CLERK_WEBHOOK_SECRET: must look like whsec_<base64>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -14,7 +14,7 @@ from psycopg import sql
 
 from app.auth.identity import UserDeleted, delete_user, provision, resolve_identity
 from app.auth.token import OrgClaim, SessionClaims
-from app.config import DEFAULT_APP_ROLE, Settings
+from app.config import DEFAULT_APP_ROLE
 from app.db import Database
 from app.migrations import alembic_config, upgrade
 from tests.app.support import Account, ActiveOrg, Minter, TestClient, add_member, clerk_id, sign_in, signed_delivery
@@ -159,15 +159,6 @@ def test_the_healthy_app_refuses_what_the_fault_let_in(
 
 
 # -- racing a first login, at the level of the identity code ----------------------------------------------------
-
-
-@pytest.fixture
-def database(make_settings: Callable[..., Settings]) -> Iterator[Database]:
-    settings = make_settings()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url, app_role=settings.database_app_role, pool_size=4)
-    yield db
-    db.dispose()
 
 
 def test_a_deletion_waits_for_a_first_login_in_flight_and_tombstones_its_user(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -12,9 +12,7 @@ import pytest
 
 from app.auth.identity import NotAMember, provision, resolve_identity
 from app.auth.token import OrgClaim, SessionClaims
-from app.config import Settings
 from app.db import Database
-from app.migrations import upgrade
 from tests.app.support import ActiveOrg, Minter, TestClient, add_member, clerk_id, sign_in
 
 
@@ -84,15 +82,6 @@ def test_first_user_not_admin_fault_hands_out_member(make_client: Callable[..., 
     client = make_client("first_user_not_admin")
     assert sign_in(client, minter).me["roles"] == ["Member"]
     assert sign_in(client, minter, org=ActiveOrg()).me["roles"] == ["Member"]
-
-
-@pytest.fixture
-def database(make_settings: Callable[..., Settings]) -> Iterator[Database]:
-    settings = make_settings()
-    upgrade(settings.database_url)
-    db = Database(settings.database_url, app_role=settings.database_app_role, pool_size=8)
-    yield db
-    db.dispose()
 
 
 def _race(database: Database, claims: SessionClaims, n: int) -> list[str]:
