@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from harness.explain import decode_segment
 from harness.issuer import ActiveOrg, Issuer, new_key
 
 __all__ = ["CATALOGUE", "WEAK_SECRETS", "Attack", "Forge", "Probe", "crack", "login_forgeries", "parse_jwt"]
@@ -351,7 +352,7 @@ def parse_jwt(value: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     if len(parts) != 3:  # header, payload, signature
         return None
     try:
-        header, claims = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) for part in parts[:2])
+        header, claims = decode_segment(parts[0]), decode_segment(parts[1])
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict) or "alg" not in header:

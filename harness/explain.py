@@ -11,7 +11,7 @@ import jwt
 
 from harness.issuer import SESSION_CATEGORY, Issuer
 
-__all__ = ["LEEWAY", "Explanation", "explain"]
+__all__ = ["LEEWAY", "Explanation", "decode_segment", "explain"]
 
 LEEWAY = 5  # seconds, as Clerk's SDKs allow on exp, nbf and iat
 
@@ -34,7 +34,8 @@ class Explanation:
         return out
 
 
-def _segment(raw: str) -> Any:
+def decode_segment(raw: str) -> Any:
+    """The JSON in one base64url segment of a JWS (padding restored); ValueError if it is not that."""
     return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
 
 
@@ -44,7 +45,7 @@ def explain(token: str, *, now: int, issuer: Issuer | None = None) -> Explanatio
     if len(parts) != 3:
         return Explanation(broken=(f"malformed: a JWS has 3 dot-separated segments, this has {len(parts)}",))
     try:
-        header, claims = _segment(parts[0]), _segment(parts[1])
+        header, claims = decode_segment(parts[0]), decode_segment(parts[1])
     except (ValueError, UnicodeDecodeError) as exc:
         return Explanation(broken=(f"malformed: a segment is not base64url-encoded JSON ({exc})",))
     if not isinstance(header, dict) or not isinstance(claims, dict):

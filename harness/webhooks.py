@@ -32,10 +32,12 @@ class ClerkWebhooks:
         self._webhook = Webhook(secret)
         self._instance_id = instance_id
 
-    def send(self, event_type: str, data: dict[str, Any], msg_id: str | None = None) -> httpx.Response:
-        """Deliver one event (svix headers, Clerk's envelope); the target's answer."""
+    def send(
+        self, event_type: str, data: dict[str, Any], msg_id: str | None = None, at: datetime | None = None
+    ) -> httpx.Response:
+        """Deliver one event (svix headers, Clerk's envelope), signed as sent `at` (now); the target's answer."""
         msg_id = msg_id or "msg_" + secrets.token_hex(13)
-        now = datetime.now(tz=UTC)
+        now = at or datetime.now(tz=UTC)
         envelope = {
             "data": data,
             "object": "event",
@@ -52,6 +54,6 @@ class ClerkWebhooks:
         }
         return httpx.post(self.url, content=body, headers=headers, timeout=10)
 
-    def user_deleted(self, user_id: str) -> httpx.Response:
+    def user_deleted(self, user_id: str, at: datetime | None = None) -> httpx.Response:
         """`user.deleted`, as Clerk sends it when an account is deleted."""
-        return self.send("user.deleted", {"object": "user", "id": user_id, "deleted": True})
+        return self.send("user.deleted", {"object": "user", "id": user_id, "deleted": True}, at=at)

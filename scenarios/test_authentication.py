@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -23,7 +24,7 @@ from harness.attacks import CATALOGUE, Forge, crack, login_forgeries, parse_jwt
 from harness.evidence import Evidence
 from harness.issuer import ActiveOrg, Issuer, SessionToken, clerk_id
 from harness.target import Target
-from harness.webhooks import ClerkWebhooks
+from harness.webhooks import ClerkWebhooks, new_secret
 from harness.world import ClerkCredentials, Principal, StaticCredentials, World, fill_template
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
@@ -231,7 +232,8 @@ def _nothing_provisioned(
 
 def _deleted_user(target: Target, issuer: Issuer, evidence: Evidence, rng: random.Random) -> list[str]:
     """A user signs in, Clerk deletes the account (webhook `user.deleted`): the session token, still within
-    its lifetime, is refused on the API and opens no page."""
+    its lifetime, is refused on the API and opens no page. Before that, deliveries signed with another secret
+    or too long ago are refused and delete nobody."""
     webhooks = target.config.webhooks
     if webhooks is None:
         evidence.add("deleted user: not exercised (the config has no [webhooks]: the target learns of no deletion)")
@@ -242,20 +244,32 @@ def _deleted_user(target: Target, issuer: Issuer, evidence: Evidence, rng: rando
     sub = clerk_id("user", rng)
     org = ActiveOrg(clerk_id("org", rng), f"deleted-{sub[-6:].lower()}", "admin")
     sender = ClerkWebhooks(target.base_url, webhooks.clerk, target.webhook_secret, issuer.kid)
+    forgers: dict[str, Callable[[], httpx.Response]] = {
+        "signed with another secret": lambda: ClerkWebhooks(
+            target.base_url, webhooks.clerk, new_secret(), issuer.kid
+        ).user_deleted(sub),
+        "signed 10 minutes ago": lambda: sender.user_deleted(sub, at=datetime.now(tz=UTC) - timedelta(minutes=10)),
+    }
+    wrong = []
     with httpx.Client(base_url=target.base_url, timeout=10) as client:
         first = client.get(api, headers=issuer.mint(sub, org=org).headers)
         if first.status_code != 200:
             return [f"deleted user: the user's first login answered {first.status_code}, so nothing to delete"]
+        for label, forged_delivery in forgers.items():
+            answer = forged_delivery().status_code
+            after = client.get(api, headers=issuer.mint(sub, org=org).headers).status_code
+            evidence.add(f"forged user.deleted ({label}): {answer}; the user's next request {after}")
+            if not 400 <= answer < 500 or after != 200:
+                wrong.append(f"a user.deleted {label} was not refused: {answer}, then the user's request {after}")
         delivered = sender.user_deleted(sub)
         if not delivered.is_success:
-            return [f"deleted user: the target answered {delivered.status_code} to a signed user.deleted"]
+            return [*wrong, f"deleted user: the target answered {delivered.status_code} to a signed user.deleted"]
         token = issuer.mint(sub, org=org)
         seen = client.get(api, headers=token.headers)
         page = _page(client, target, token, token.claims["iat"])
     evidence.add(
         f"deleted user: user.deleted {delivered.status_code}; their valid token: API {seen.status_code}, page {page}"
     )
-    wrong = []
     if seen.status_code != 401:
         wrong.append(f"a deleted user's valid session token answered {seen.status_code} on the API")
     if 200 <= page < 300:
@@ -287,9 +301,14 @@ def _role_claim_ignored(
     path, body = fill_template(resource.create.path, values), fill_template(resource.body, values)
     claimed = ActiveOrg(creds.org.id, creds.org.slug, CLERK_ADMIN.role, CLERK_ADMIN.permissions)
     with httpx.Client(base_url=target.base_url, timeout=10) as client:
+        # The control: the same request succeeds for the owner, so a refusal below is about the role alone.
+        owner = client.request(resource.create.method, path, json=body, headers=org.owner.credentials.headers())
         honest = client.request(resource.create.method, path, json=body, headers=creds.headers()).status_code
-        if 200 <= honest < 300:
-            evidence.add(f"role claim: not exercised ({member.name} may {resource.create} with its own role: see M3)")
+        if not owner.is_success or 200 <= honest < 300:
+            evidence.add(
+                f"role claim: not exercised ({resource.create}: the owner got {owner.status_code}, "
+                f"{member.name} with its own role {honest}; see M3)"
+            )
             return []
         seen = {
             version: client.request(
@@ -301,8 +320,8 @@ def _role_claim_ignored(
             for version in (2, 1)
         }
     evidence.add(
-        f"role claim: {member.name} ({member.role}) on {resource.create}: own session {honest}, "
-        f"claiming admin v2 {seen[2]}, v1 {seen[1]}"
+        f"role claim: {member.name} ({member.role}) on {resource.create}: owner {owner.status_code}, "
+        f"own session {honest}, claiming admin v2 {seen[2]}, v1 {seen[1]}"
     )
     return [
         f"{member.name}'s session claiming the admin role (v{version}) was let {resource.create}: {status}"

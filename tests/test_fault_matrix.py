@@ -93,6 +93,11 @@ ROWS = [
             ("role_claim_trusted", "the token's role claim is believed", "session claiming the admin role (v2)"),
             ("provision_before_verify", "a forged sub becomes a user, then is refused", "refused forgeries left"),
             (
+                "webhook_signature_unchecked",
+                "anyone may post user.deleted",
+                "a user.deleted signed with another secret was not refused",
+            ),
+            (
                 "deleted_user_accepted",
                 "user.deleted is recorded and ignored",
                 "a deleted user's valid session token answered 200",

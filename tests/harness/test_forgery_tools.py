@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def test_webhooks_are_signed_as_svix_verifies_them() -> None:
     thread.start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        answer = ClerkWebhooks(base, "/webhooks/clerk", secret, "ins_test").user_deleted("user_1")
+        sender = ClerkWebhooks(base, "/webhooks/clerk", secret, "ins_test")
+        answer = sender.user_deleted("user_1")
+        sender.user_deleted("user_1", at=datetime.now(tz=UTC) - timedelta(minutes=10))
     finally:
         server.shutdown()
         server.server_close()
@@ -96,6 +99,8 @@ def test_webhooks_are_signed_as_svix_verifies_them() -> None:
     assert event["data"] == {"object": "user", "id": "user_1", "deleted": True}
     with pytest.raises(WebhookVerificationError):
         Webhook(new_secret()).verify(body, headers)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(secret).verify(*seen[1])  # signed as sent 10 minutes ago: beyond svix's 5-minute tolerance
 
 
 def test_traces_finds_a_value_in_any_text_column(database_url: str) -> None:
