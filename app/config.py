@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated, Any
@@ -182,6 +183,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _keys_over_https(self) -> Settings:
+        # Keys fetched in clear text can be swapped by anyone on the path, and then any session verifies:
+        # plain http is for a loopback stand-in of the issuer, or test mode, only.
+        url = urlsplit(self.clerk_jwks_url or "")
+        if url.scheme == "http" and self.app_mode is not AppMode.TEST and not _is_loopback(url.hostname):
+            raise ValueError("CLERK_JWKS_URL must be https unless APP_MODE=test or its host is loopback")
+        return self
+
+    @model_validator(mode="after")
     def _faults_only_in_test_mode(self) -> Settings:
         # A fault switch re-opens a security hole on purpose; it must never reach a production deploy,
         # so the app refuses to start rather than run with one.
@@ -201,6 +211,15 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in {"https", "http"} and bool(parts.hostname)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

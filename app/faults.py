@@ -81,6 +81,10 @@ class Fault(StrEnum):
     """The user is created from the token's unverified `sub` before the token is verified: every forgery,
     refused all the same, leaves a user behind."""
 
+    WEBHOOK_SIGNATURE_UNCHECKED = "webhook_signature_unchecked"
+    """The webhook endpoint reads a delivery without verifying its svix signature: anyone may post
+    `user.deleted` and delete any user."""
+
     ROLE_CLAIM_TRUSTED = "role_claim_trusted"
     """The token's organisation role (`o.rol`, `org_role`) is believed beside the governance tables: a member
     whose session says `admin` acts as Admin."""

@@ -112,6 +112,31 @@ def test_a_jwks_url_without_http_scheme_or_host_is_refused(env: pytest.MonkeyPat
     assert url not in message  # a URL may carry credentials: never echoed
 
 
+@pytest.mark.parametrize(
+    ("url", "mode", "accepted"),
+    [
+        ("http://example.clerk.accounts.dev/.well-known/jwks.json", "production", False),
+        ("http://user:pw@keys.example.com/jwks.json", "production", False),
+        ("http://127.0.0.1:8787/.well-known/jwks.json", "production", True),
+        ("http://[::1]:8787/.well-known/jwks.json", "production", True),
+        ("http://localhost:8787/.well-known/jwks.json", "production", True),
+        ("http://example.clerk.accounts.dev/.well-known/jwks.json", "test", True),
+        (JWKS_URL, "production", True),
+    ],
+)
+def test_keys_travel_over_https_outside_test_mode_and_loopback(
+    env: pytest.MonkeyPatch, url: str, mode: str, accepted: bool
+) -> None:
+    env.delenv("CLERK_JWT_KEY")
+    env.setenv("CLERK_JWKS_URL", url)
+    env.setenv("APP_MODE", mode)
+    if accepted:
+        assert load_settings().clerk_jwks_url == url
+        return
+    message = refusal()
+    assert message == "CLERK_JWKS_URL must be https unless APP_MODE=test or its host is loopback", message
+
+
 def test_blank_issuer_is_refused(env: pytest.MonkeyPatch) -> None:
     env.setenv("CLERK_ISSUER", "  ")
     assert refusal().startswith("CLERK_ISSUER:")

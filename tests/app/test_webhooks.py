@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from svix.webhooks import Webhook
 
+from tests.app.conftest import AppFactory
 from tests.app.support import (
     WEBHOOK_SECRET,
     Account,
@@ -182,9 +183,25 @@ def test_a_signed_but_malformed_envelope_is_400(
     assert still_signed_in(client, minter, victim)
 
 
-def test_a_body_that_is_not_utf8_is_400(client: TestClient, victim: Account) -> None:
+def test_a_body_that_is_not_utf8_is_a_bad_signature_never_read(client: TestClient, victim: Account) -> None:
     _, headers = deletion(victim.sub)
-    assert refused(client.post(HOOK, content=b"\xff\xfe\x00junk", headers=headers), "malformed_payload")
+    assert refused(client.post(HOOK, content=b"\xff\xfe\x00junk", headers=headers), "bad_signature")
+
+
+@pytest.mark.parametrize("fault", ["", "webhook_signature_unchecked"])
+def test_a_delivery_signed_with_another_secret_deletes_nobody_unless_the_fault_is_on(
+    make_client: AppFactory, minter: Minter, fault: str
+) -> None:
+    client = make_client(fault)
+    user = sign_in(client, minter, org=ActiveOrg(slug="forged-deletion"))
+    body, headers = deletion(user.sub, secret=OTHER_SECRET)
+    got = client.post(HOOK, content=body, headers=headers)
+    if fault:
+        assert got.status_code == 200, got.text
+        assert client.get("/api/me", headers=minter.headers(user.sub, org=user.org)).status_code == 401
+    else:
+        assert refused(got, "bad_signature")
+        assert still_signed_in(client, minter, user)
 
 
 @pytest.mark.parametrize(
