@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.auth.keys import MIN_KEY_BITS
 from app.faults import Fault, parse_faults
 
 __all__ = ["DEFAULT_APP_ROLE", "AppMode", "Settings", "SettingsError", "describe", "load_settings"]
@@ -27,8 +28,6 @@ DEFAULT_APP_ROLE = "iam_app"
 # A plain lower-case SQL identifier: the name is spliced into SET ROLE and GRANT statements.
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
-# Clerk signs session tokens with RSA-2048 keys; a smaller key is a misconfiguration, never a real instance.
-MIN_KEY_BITS = 2048
 # Svix (which signs Clerk's webhooks) generates 24-byte secrets and accepts no shorter custom one.
 MIN_WEBHOOK_SECRET_BYTES = 24
 _KEY_SOURCES = "the PEM of Clerk's public key, or the URL of its JWKS"

@@ -33,7 +33,7 @@ from app.auth.identity import (
     resolve_identity,
 )
 from app.auth.policy import PolicyEngine, Principal
-from app.auth.token import MAX_ID_LENGTH, InvalidToken, SessionClaims, TokenVerifier
+from app.auth.token import InvalidToken, SessionClaims, TokenVerifier, plain_id
 from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
@@ -93,9 +93,13 @@ class Services:
             sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
         except jwt.InvalidTokenError:
             return
-        if isinstance(sub, str) and sub.strip() and len(sub) <= MAX_ID_LENGTH and "\x00" not in sub:
+        if plain_id(sub):
             ensure_user(session, sub, accept_deleted=True)
             session.commit()
+
+    def ensure_member_user(self, session: Session, external_id: str) -> uuid.UUID:
+        """The system user an admin adds by Clerk id (created on first sight); UserDeleted for a deleted one."""
+        return ensure_user(session, external_id, accept_deleted=self._deleted_ok)
 
     def is_deleted(self, session: Session, external_id: str) -> bool:
         """Whether a Clerk user id was deleted at Clerk (never, with the `deleted_user_accepted` fault)."""

@@ -50,7 +50,7 @@ MIN_CACHE_SECONDS = 60.0  # a `max-age=0` (or `no-store`) issuer still gets at m
 MAX_CACHE_SECONDS = 3600.0  # a removed (compromised) key stops verifying within the hour, whatever the issuer said
 UNKNOWN_KID_REFETCH_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 10.0
-MIN_KEY_BITS = 2048
+MIN_KEY_BITS = 2048  # Clerk signs with RSA-2048; a smaller key is a misconfiguration, never a real instance
 MAX_JWKS_BYTES = 256 * 1024
 
 Clock = Callable[[], float]

@@ -6,8 +6,9 @@ Verification as Clerk's SDKs do it, only stricter: RS256 alone, the issuer check
 `CLERK_JWT_KEY` (networkless) or the one the token's `kid` names in the JWKS at `CLERK_JWKS_URL`
 (see `app.auth.keys`).
 
-The token is parsed once, by `jwt.decode`. Before it, only the header segment (a hundred bytes or so) is
-read, to refuse a wrong `alg`, `typ` or `cat` and to pick the key. Any refusal made on that reading first
+A valid token is parsed once, by `jwt.decode`. Before it, only the header segment (a hundred bytes or so)
+is read, to refuse a wrong `alg`, `typ` or `cat` and to pick the key (on a key-cache miss, and on a refusal,
+the header is read once more). Any refusal made on that reading first
 checks that PyJWT can parse the whole token, and says `malformed` when it cannot: the reasons are those of
 a verifier that parses everything before judging anything.
 """
@@ -37,6 +38,7 @@ __all__ = [
     "OrgClaim",
     "SessionClaims",
     "TokenVerifier",
+    "plain_id",
 ]
 
 # Only the algorithm Clerk signs with: never HS256 (the public key would become a shared secret) nor "none".
@@ -62,8 +64,8 @@ class OrgClaim:
     external_id: str
     slug: str | None
     role: str | None = None
-    """The organisation role the token states (`admin`), for display only: roles come from the governance
-    tables (believing it is the `role_claim_trusted` fault)."""
+    """The organisation role the token states (`admin`). Roles come from the governance tables: only the
+    `role_claim_trusted` fault reads this."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ class TokenVerifier:
 
     def _subject(self, claims: dict[str, Any]) -> str:
         sub = claims.get("sub")
-        if not _plain_id(sub):
+        if not plain_id(sub):
             raise InvalidToken("invalid_subject")
         # Signed in but still choosing or creating an organisation: not a session the app may serve yet.
         if claims.get("sts") == "pending" and Fault.IGNORE_PENDING_STATUS not in self._faults:
@@ -268,16 +270,16 @@ class TokenVerifier:
             org_id, slug, role = claims.get("org_id"), claims.get("org_slug"), claims.get("org_role")
         if org_id is None:
             return None
-        if not _plain_id(org_id):
+        if not plain_id(org_id):
             raise InvalidToken("invalid_org_claim")
         return OrgClaim(
             external_id=org_id,
-            slug=slug if _plain_id(slug) else None,
-            role=role.removeprefix("org:") if _plain_id(role) else None,
+            slug=slug if plain_id(slug) else None,
+            role=role.removeprefix("org:") if plain_id(role) else None,
         )
 
 
-def _plain_id(value: Any) -> TypeGuard[str]:
+def plain_id(value: Any) -> TypeGuard[str]:
     """A non-blank string of at most MAX_ID_LENGTH characters, without NUL."""
     return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_ID_LENGTH and "\x00" not in value
 

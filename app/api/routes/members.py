@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session
 from app.api.deps import MembersManager, MembersReader, RawBody, ServicesDep, SessionDep, json_body_openapi, parse_body
 from app.api.records import deleted, found
 from app.api.schemas import ErrorBody, MemberCreate, MemberOut, MemberRoles, error_responses
-from app.auth.identity import UserDeleted, ensure_user
+from app.auth.identity import UserDeleted
 from app.errors import ApiError
-from app.faults import Fault
 from app.governance import replace_roles, role_ids, roles_of
 from app.models import Membership
 from app.repository import MemberRow
@@ -72,7 +71,7 @@ def add_member(principal: MembersManager, session: SessionDep, services: Service
     body = parse_body(MemberCreate, raw)
     wanted = role_ids(session, body.roles)
     try:
-        user_id = ensure_user(session, body.external_id, accept_deleted=services.has(Fault.DELETED_USER_ACCEPTED))
+        user_id = services.ensure_member_user(session, body.external_id)
     except UserDeleted:
         raise ApiError(422, "invalid_request", reason="user_deleted") from None
     membership = services.members(session, principal).join(user_id)
