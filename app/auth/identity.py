@@ -12,8 +12,9 @@ while the transaction acts for that organisation only.
 A Clerk user deleted at Clerk is tombstoned (`delete_user`), never removed: the identity row stays, marked,
 so the same unique constraint that makes racing first logins safe makes resurrection impossible. The
 tombstone is written whether or not the user ever signed in, since Clerk does not promise to deliver
-`user.deleted` after the first login it follows; a login and a deletion racing each other serialise on
-that constraint as two logins do.
+`user.deleted` after the first login it follows. A first login and a deletion racing each other serialise on
+that constraint as two logins do; a known user's login that adds a membership share-locks the identity row
+first (`_hold_live`), so a deletion either removes that membership or refuses the login.
 """
 
 from __future__ import annotations
@@ -132,10 +133,12 @@ def provision(
             return Identity(user_id=user_id, external_id=claims.subject, organisation=oldest)
         org, created = _personal_workspace(session, user_id)
     if created:
+        _hold_live(session, claims.subject, accept_deleted=accept_deleted)
         _add_first_member(session, org.id, user_id, first_user_role)
     elif not _is_member(session, org.id, user_id):
         if not trust_org_claim:
             raise NotAMember(str(org.id))
+        _hold_live(session, claims.subject, accept_deleted=accept_deleted)
         _add_first_member(session, org.id, user_id, ADMIN_ROLE)  # the claim believed, membership and role made up
     return Identity(user_id=user_id, external_id=claims.subject, organisation=org)
 
@@ -189,6 +192,19 @@ def _identity_of(session: Session, external_id: str) -> _Known | None:
         )
     ).one_or_none()
     return None if row is None else _Known(user_id=row.user_id, deleted_at=row.deleted_at)
+
+
+def _hold_live(session: Session, external_id: str, *, accept_deleted: bool) -> None:
+    """Before a login adds a membership: share-lock the user's identity row until commit, and re-check its
+    tombstone. A deletion (which updates that row) then either waits for this login and removes the membership
+    it adds, or commits first and this login is refused; never a deleted user left as a member."""
+    deleted_at = session.scalar(
+        select(ExternalIdentity.deleted_at)
+        .where(ExternalIdentity.provider == CLERK, ExternalIdentity.external_id == external_id)
+        .with_for_update(read=True)
+    )
+    if deleted_at is not None and not accept_deleted:
+        raise UserDeleted
 
 
 def _live(found: _Known, *, accept_deleted: bool) -> uuid.UUID:

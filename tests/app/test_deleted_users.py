@@ -211,6 +211,43 @@ def test_a_first_login_waits_for_a_deletion_in_flight_and_is_refused(
     assert org is None or not org_exists(database_url, org.external_id)
 
 
+@pytest.mark.parametrize("first", ["login", "deletion"])
+def test_a_known_users_login_into_a_new_org_and_a_deletion_leave_no_member_either_way(
+    database: Database, database_url: str, first: str
+) -> None:
+    sub = clerk_id("user")
+    with database.session() as session:
+        resolve_identity(session, SessionClaims(subject=sub, issued_at=0, session_id=None, org=None))
+    org = OrgClaim(external_id=clerk_id("org"), slug="raced-known-user")
+    claims = SessionClaims(subject=sub, issued_at=0, session_id=None, org=org)
+
+    def second() -> str:
+        with database.session() as session:  # rolled back on close unless committed, as a request's is
+            if first == "login":
+                removed = delete_user(session, sub).memberships_removed
+                session.commit()
+                return str(removed)
+            try:
+                return str(resolve_identity(session, claims).user_id)
+            except UserDeleted:
+                return "user_deleted"
+
+    with database.session() as held:
+        if first == "login":
+            provision(held, claims)  # the new org and its first member, not committed
+        else:
+            delete_user(held, sub)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            racing = pool.submit(second)
+            time.sleep(0.3)
+            assert not racing.done(), f"the second transaction did not wait for the {first}"
+            held.commit()
+            # Deleting second removes both memberships (Personal Workspace, new org); logging in second is refused.
+            assert racing.result(timeout=10) == ("2" if first == "login" else "user_deleted")
+    assert rows_of(database_url, sub) == {"memberships": 0, "roles": 0, "tombstoned": 1}
+    assert first == "login" or not org_exists(database_url, org.external_id)
+
+
 # -- the migration and the grant -------------------------------------------------------------------------------
 
 
