@@ -4,7 +4,7 @@
 
 Starts the embedded reference app once and, on it and over the same loopback transport:
 1. plain schemathesis: per operation, generate N cases and send each with `case.call` as the admin;
-2. the harness's fuzz phase (`harness.fuzz.fuzz`) over the same operations, N cases each, every principal;
+2. the harness's fuzz phase (`harness.checks.fuzz.fuzz`) over the same operations, N cases each, every principal;
 3. a plain httpx loop replaying requests of the same shapes (the limit: no generation, no checks).
 Prints requests per second for each and the ratios. `--full` also times a whole `iam-harness run
 --workers 2 -k fuzz --fuzz-cases 50`, the full fuzz of every operation as every principal.
@@ -26,12 +26,12 @@ from typing import Any
 import httpx
 
 from fixtures.world import build_world
-from harness.config import load_config
-from harness.fuzz import fuzz
-from harness.issuer import Issuer
-from harness.openapi import example_body, fill_path, operations
-from harness.target import EmbeddedTarget, origin_of
-from harness.targets import default_config_path
+from harness.checks.fuzz import fuzz
+from harness.clerk.issuer import Issuer
+from harness.config.model import load_config
+from harness.config.reference import default_config_path
+from harness.engine.schema import example_body, fill_path, operations
+from harness.target.running import EmbeddedTarget, origin_of
 
 
 def plain_schemathesis(

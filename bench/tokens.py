@@ -25,8 +25,8 @@ import jwt
 
 from app.auth.keys import JwksKeys, cache_seconds
 from app.auth.token import InvalidToken, TokenVerifier
-from harness.issuer import ActiveOrg, Issuer, new_key
-from harness.jwks import JWKS_MAX_AGE, JwksServer
+from harness.clerk.issuer import ActiveOrg, Issuer, new_key
+from harness.clerk.jwks import JWKS_MAX_AGE, JwksServer
 
 ISSUER = "https://iam-harness.clerk.accounts.dev"
 AZP = "http://127.0.0.1:8000"

@@ -20,17 +20,17 @@ import pytest
 from playwright.sync_api import Browser
 from rich.console import Console
 
-from harness import browser as browser_driver
-from harness.config import TargetConfig, load_config
+from harness.browser import driver as browser_driver
+from harness.clerk.issuer import Issuer
+from harness.clerk.keystore import KeyStore
+from harness.config.model import TargetConfig, load_config
+from harness.config.reference import default_config_path, parse_faults
+from harness.engine.handover import dump_issuer, dump_target, load_issuer, load_target
 from harness.errors import HarnessError
-from harness.evidence import Evidence
-from harness.issuer import Issuer
-from harness.keys import KeyStore
-from harness.render import print_table, write_markdown
-from harness.report import Answer, Report, ScenarioOutcome, decide, write_json
-from harness.share import dump_issuer, dump_target, load_issuer, load_target
-from harness.target import EmbeddedTarget, RemoteTarget, Target, origin_of
-from harness.targets import default_config_path, parse_faults
+from harness.report.evidence import Evidence
+from harness.report.markdown import print_table, write_markdown
+from harness.report.model import Answer, Report, ScenarioOutcome, decide, write_json
+from harness.target.running import EmbeddedTarget, RemoteTarget, Target, origin_of
 
 __all__ = ["RUNNING_KEY", "RunState", "run_seed"]
 

@@ -19,13 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from harness import jwks, traces
-from harness.attacks import CATALOGUE, Forge, crack, login_forgeries, parse_jwt
-from harness.evidence import Evidence
-from harness.issuer import ActiveOrg, Issuer, SessionToken, clerk_id
-from harness.target import Target
-from harness.webhooks import ClerkWebhooks, new_secret
-from harness.world import ClerkCredentials, Principal, StaticCredentials, World, fill_template
+from harness.clerk import jwks
+from harness.clerk.attacks import CATALOGUE, Forge, crack, login_forgeries, parse_jwt
+from harness.clerk.issuer import ActiveOrg, Issuer, SessionToken, clerk_id
+from harness.clerk.webhooks import ClerkWebhooks, new_secret
+from harness.database import traces
+from harness.engine.world import ClerkCredentials, Principal, StaticCredentials, World, fill_template
+from harness.report.evidence import Evidence
+from harness.target.running import Target
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
 MAX_TOKEN_SHOWN = 2048  # characters of an accepted forgery the evidence quotes

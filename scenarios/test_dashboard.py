@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from harness.browser import visit
-from harness.config import PagesConfig
-from harness.evidence import Evidence
-from harness.target import Target
-from harness.world import World
+from harness.browser.driver import visit
+from harness.config.model import PagesConfig
+from harness.engine.world import World
+from harness.report.evidence import Evidence
+from harness.target.running import Target
 
 
 def _landmarks(pages: PagesConfig) -> dict[str, str]:

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from harness.evidence import Evidence
-from harness.fuzz import FuzzResult
-from harness.world import World
+from harness.checks.fuzz import FuzzResult
+from harness.engine.world import World
+from harness.report.evidence import Evidence
 
 MAX_FINDINGS_SHOWN = 12
 

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from harness.config import IdentityConfig
-from harness.evidence import Evidence
-from harness.http import Caller, Exchange, leaks_in, lookup
-from harness.issuer import ActiveOrg, Issuer, clerk_id
-from harness.target import Target
+from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
+from harness.config.model import IdentityConfig
+from harness.engine.exchange import Caller, Exchange, leaks_in, lookup
+from harness.report.evidence import Evidence
+from harness.target.running import Target
 
 
 def _first_login(target: Target, identity: IdentityConfig, issuer: Issuer, sub: str, org: ActiveOrg | None) -> Exchange:

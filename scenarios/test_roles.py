@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from harness.config import IdentityConfig
-from harness.evidence import Evidence
-from harness.http import Caller, lookup
-from harness.issuer import Issuer, clerk_id
-from harness.target import Target
+from harness.clerk.issuer import Issuer, clerk_id
+from harness.config.model import IdentityConfig
+from harness.engine.exchange import Caller, lookup
+from harness.report.evidence import Evidence
+from harness.target.running import Target
 
 
 @pytest.mark.decides("O3")

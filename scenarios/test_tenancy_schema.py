@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.evidence import Evidence
-from harness.target import Target
-from harness.tenancy import tenancy_findings
+from harness.database.tenancy import tenancy_findings
+from harness.report.evidence import Evidence
+from harness.target.running import Target
 
 
 @pytest.mark.decides("C2")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.postgres import fresh_database, server_url
+from harness.target.postgres import fresh_database, server_url
 
 
 @pytest.fixture(scope="session")

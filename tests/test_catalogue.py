@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import scenarios
-from harness.checks import CATALOGUE
+from harness.checks.catalogue import CATALOGUE
 
 
 def _scenarios() -> list[tuple[str, Callable[..., Any]]]:

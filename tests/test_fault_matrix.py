@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import CATALOGUE
+from harness.checks.catalogue import CATALOGUE
 
 ALL = frozenset(c.id for c in CATALOGUE)
 RUN_TIMEOUT = 240

@@ -18,7 +18,7 @@ from app.db import Database
 from app.faults import Fault, parse_faults
 from app.main import create_app
 from app.migrations import upgrade
-from harness.postgres import fresh_database
+from harness.target.postgres import fresh_database
 from tests.app.support import (
     ISSUER,
     ORIGIN,

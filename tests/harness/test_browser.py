@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.browser import Navigation, find_loop
+from harness.browser.driver import Navigation, find_loop
 
 
 def _navs(*steps: tuple[str, float]) -> list[Navigation]:

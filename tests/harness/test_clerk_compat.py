@@ -9,7 +9,7 @@ import pytest
 from clerk_backend_api.security import authenticate_request
 from clerk_backend_api.security.types import AuthenticateRequestOptions, AuthStatus
 
-from harness.issuer import ActiveOrg, Issuer
+from harness.clerk.issuer import ActiveOrg, Issuer
 
 APP = "http://127.0.0.1:3000"
 

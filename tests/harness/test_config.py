@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.config import load_config
+from harness.config.model import load_config
+from harness.config.reference import default_config_path, parse_faults
 from harness.errors import ConfigError
-from harness.targets import default_config_path, parse_faults
 
 SHIPPED = default_config_path()
 

@@ -20,13 +20,14 @@ import psycopg
 import pytest
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from harness import jwks, traces
-from harness.attacks import WEAK_SECRETS, crack, login_forgeries, parse_jwt
-from harness.config import WebhooksConfig, load_config
-from harness.issuer import Issuer
-from harness.target import RemoteTarget
-from harness.targets import default_config_path
-from harness.webhooks import ClerkWebhooks, new_secret
+from harness.clerk import jwks
+from harness.clerk.attacks import WEAK_SECRETS, crack, login_forgeries, parse_jwt
+from harness.clerk.issuer import Issuer
+from harness.clerk.webhooks import ClerkWebhooks, new_secret
+from harness.config.model import WebhooksConfig, load_config
+from harness.config.reference import default_config_path
+from harness.database import traces
+from harness.target.running import RemoteTarget
 
 ISS = "https://iam-harness.clerk.accounts.dev"
 

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness.issuer import ActiveOrg, Issuer, clerk_id, cookie_suffix, publishable_key
+from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id, cookie_suffix, publishable_key
 
 ISS = "https://iam-harness.clerk.accounts.dev"
 AZP = "http://127.0.0.1:8000"

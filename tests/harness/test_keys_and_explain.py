@@ -14,11 +14,11 @@ from pathlib import Path
 import jwt
 import pytest
 
-from harness.attacks import CATALOGUE
+from harness.clerk.attacks import CATALOGUE
+from harness.clerk.explain import explain
+from harness.clerk.issuer import Issuer
+from harness.clerk.keystore import HOME_ENV, KeyStore
 from harness.errors import ConfigError
-from harness.explain import explain
-from harness.issuer import Issuer
-from harness.keys import HOME_ENV, KeyStore
 
 ISS = "https://iam-harness.clerk.accounts.dev"
 NOW = 1_800_000_000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.http import leaks_in, lookup
-from harness.openapi import example_body, fill_path, operations
+from harness.engine.exchange import leaks_in, lookup
+from harness.engine.schema import example_body, fill_path, operations
 
 SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.checks import CATALOGUE
+from harness.checks.catalogue import CATALOGUE
 
 CONFTEST = '''
 import pytest

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.checks import CATALOGUE
-from harness.render import markdown, print_table
-from harness.report import Answer, Report, ScenarioOutcome, decide, write_json
+from harness.checks.catalogue import CATALOGUE
+from harness.report.markdown import markdown, print_table
+from harness.report.model import Answer, Report, ScenarioOutcome, decide, write_json
 
 
 def _answers(*outcomes: ScenarioOutcome) -> dict[str, Answer]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from harness.tenancy import tenancy_findings
+from harness.database.tenancy import tenancy_findings
 
 SCHEMA = """
 CREATE TABLE org_organisation (id uuid PRIMARY KEY);

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from harness.clerk.issuer import Issuer, load_private_pem, private_pem
 from harness.errors import ConfigError
-from harness.issuer import Issuer, load_private_pem, private_pem
 
 __all__ = ["HOME_ENV", "KeyStore"]
 

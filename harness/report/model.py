@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from harness.checks import CATALOGUE, Check
+from harness.checks.catalogue import CATALOGUE, Check
 
 __all__ = ["Answer", "CheckResult", "Report", "ScenarioOutcome", "decide", "write_json"]
 

@@ -10,10 +10,19 @@ import random
 from dataclasses import asdict
 from typing import Any
 
-from harness.config import TargetConfig
-from harness.issuer import ActiveOrg, Issuer
-from harness.target import SharedTarget, Target
-from harness.world import Canary, ClerkCredentials, Credentials, NoCredentials, Org, Principal, StaticCredentials, World
+from harness.clerk.issuer import ActiveOrg, Issuer
+from harness.config.model import TargetConfig
+from harness.engine.world import (
+    Canary,
+    ClerkCredentials,
+    Credentials,
+    NoCredentials,
+    Org,
+    Principal,
+    StaticCredentials,
+    World,
+)
+from harness.target.running import SharedTarget, Target
 
 __all__ = ["dump_issuer", "dump_target", "dump_world", "load_issuer", "load_target", "load_world"]
 

@@ -18,14 +18,14 @@ import threading
 import time
 from typing import Any
 
-from harness.attacks import CATALOGUE, WEAK_SECRETS
-from harness.config import DEFAULT_ISSUER
+from harness.clerk.attacks import CATALOGUE, WEAK_SECRETS
+from harness.clerk.explain import explain
+from harness.clerk.issuer import ActiveOrg, Issuer
+from harness.clerk.jwks import JWKS_PATH, serving
+from harness.clerk.keystore import KeyStore
+from harness.config.model import DEFAULT_ISSUER
 from harness.errors import ConfigError
-from harness.explain import explain
-from harness.issuer import ActiveOrg, Issuer
-from harness.jwks import JWKS_PATH, serving
-from harness.keys import KeyStore
-from harness.target import origin_of
+from harness.target.running import origin_of
 
 __all__ = ["add_commands", "run_command"]
 

@@ -18,8 +18,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from harness.explain import decode_segment
-from harness.issuer import ActiveOrg, Issuer, new_key
+from harness.clerk.explain import decode_segment
+from harness.clerk.issuer import ActiveOrg, Issuer, new_key
 
 __all__ = ["CATALOGUE", "WEAK_SECRETS", "Attack", "Forge", "Probe", "crack", "login_forgeries", "parse_jwt"]
 

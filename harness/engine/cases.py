@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.openapi import Operation, example_body
+from harness.engine.schema import Operation, example_body
 
 __all__ = ["PROBE", "Case", "generate_cases"]
 

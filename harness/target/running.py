@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness import jwks
-from harness.config import TargetConfig
+from harness.clerk import jwks
+from harness.clerk.issuer import Issuer
+from harness.clerk.webhooks import new_secret
+from harness.config.model import TargetConfig
 from harness.errors import ConfigError, TargetUnreachable
-from harness.issuer import Issuer
-from harness.postgres import fresh_database, server_url
-from harness.webhooks import new_secret
+from harness.target.postgres import fresh_database, server_url
 
 __all__ = ["EmbeddedTarget", "RemoteTarget", "SharedTarget", "Target", "origin_of"]
 

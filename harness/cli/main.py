@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_config
+from harness.cli.keys import add_commands, run_command
+from harness.config.model import load_config
+from harness.config.reference import default_config_path, parse_faults
 from harness.errors import ConfigError, HarnessError
-from harness.keycli import add_commands, run_command
-from harness.targets import default_config_path, parse_faults
 
 __all__ = ["main"]
 

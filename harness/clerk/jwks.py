@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.issuer import Issuer
+from harness.clerk.issuer import Issuer
 
 __all__ = ["JWKS_MAX_AGE", "JWKS_PATH", "JwksServer", "fetches", "serving"]
 

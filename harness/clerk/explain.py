@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from harness.issuer import SESSION_CATEGORY, Issuer
+from harness.clerk.issuer import SESSION_CATEGORY, Issuer
 
 __all__ = ["LEEWAY", "Explanation", "decode_segment", "explain"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.http import Caller
-from harness.issuer import ActiveOrg, Issuer
+from harness.clerk.issuer import ActiveOrg, Issuer
+from harness.engine.exchange import Caller
 
 __all__ = [
     "ANONYMOUS",

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.report import Answer, CheckResult, Report
+from harness.report.model import Answer, CheckResult, Report
 
 __all__ = ["markdown", "print_table", "write_markdown"]
 

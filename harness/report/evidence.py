@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.target import Target
+from harness.target.running import Target
 
 __all__ = ["Evidence"]
 

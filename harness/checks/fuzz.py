@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.cases import PROBE, Case, generate_cases
-from harness.config import TargetConfig
-from harness.http import Caller, Exchange, leaks_in
-from harness.openapi import Operation, body_fields, fill_path, operations
-from harness.world import ClerkCredentials, Org, Principal, World
+from harness.config.model import TargetConfig
+from harness.engine.cases import PROBE, Case, generate_cases
+from harness.engine.exchange import Caller, Exchange, leaks_in
+from harness.engine.schema import Operation, body_fields, fill_path, operations
+from harness.engine.world import ClerkCredentials, Org, Principal, World
 
 __all__ = ["CoverageCell", "Finding", "FuzzResult", "Kind", "fuzz"]
 

@@ -1,0 +1,1 @@
+"""The `iam-harness` command: a thin front end over the pytest plugin and the engine."""
