@@ -1,0 +1,112 @@
+"""Findings: what a check raises, typed, with the exchange that shows it and the line that reproduces it.
+
+A finding is named for the violation (`CrossOrgRead`), carries the check ids it decides, a severity, the
+operation and principal it was seen on, and the exchange as data. Its repro never holds a secret: the
+principal's credential is `$IAM_TOKEN_<PRINCIPAL>` (see `harness.engine.exchange.token_variable`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from harness.engine.exchange import Exchange
+
+__all__ = ["Finding", "FindingKind", "Severity"]
+
+
+class Severity(StrEnum):
+    """How bad a finding is, as a security team ranks it."""
+
+    CRITICAL = "critical"  # another organisation's data read or changed
+    HIGH = "high"  # an operation let through that must be refused
+    MEDIUM = "medium"  # an oracle or an internal error shown to a caller
+    LOW = "low"  # coverage lost: something that should have worked did not
+
+
+class FindingKind(StrEnum):
+    """Every kind of finding, each named for the violation it is."""
+
+    NOT_REFUSED = "NotRefused"  # a principal without the permission was not refused
+    NEVER_SUCCEEDED = "NeverSucceeded"  # the organisation's admin never succeeded on its own data
+    CROSS_ORG_READ = "CrossOrgRead"  # 2xx on another organisation's id
+    FOREIGN_MARKER = "ForeignMarker"  # a marker the caller may not see appeared
+    EXISTENCE_ORACLE = "ExistenceOracle"  # another organisation's id answered unlike an id nobody has
+    CROSS_ORG_WRITE = "CrossOrgWrite"  # a canary changed, vanished, or gained foreign data
+    SERVER_ERROR = "ServerError"  # 5xx, a stack trace or SQL text
+    UNANSWERED = "Unanswered"  # the target did not answer, even on a fresh connection
+    BUDGET_EXHAUSTED = "BudgetExhausted"  # a request budget ran out before every probe was sent
+    NOT_EXERCISED = "NotExercised"  # an operation no principal could be made to call
+
+    @property
+    def severity(self) -> Severity:
+        """The severity every finding of this kind has."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {
+    FindingKind.NOT_REFUSED: Severity.HIGH,
+    FindingKind.NEVER_SUCCEEDED: Severity.LOW,
+    FindingKind.CROSS_ORG_READ: Severity.CRITICAL,
+    FindingKind.FOREIGN_MARKER: Severity.CRITICAL,
+    FindingKind.EXISTENCE_ORACLE: Severity.MEDIUM,
+    FindingKind.CROSS_ORG_WRITE: Severity.CRITICAL,
+    FindingKind.SERVER_ERROR: Severity.MEDIUM,
+    FindingKind.UNANSWERED: Severity.LOW,
+    FindingKind.BUDGET_EXHAUSTED: Severity.LOW,
+    FindingKind.NOT_EXERCISED: Severity.LOW,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation, with what shows it and what reproduces it."""
+
+    kind: FindingKind
+    checks: tuple[str, ...]  # the check ids this finding turns NO
+    operation: str  # `METHOD /path/{template}`
+    principal: str
+    detail: str
+    exchange: Exchange | None = None
+    family: str = ""  # the probe family that produced it
+
+    @property
+    def severity(self) -> Severity:
+        """The kind's severity."""
+        return self.kind.severity
+
+    @property
+    def repro(self) -> str:
+        """A curl line that sends the request again (credentials as environment variables), or ''."""
+        return self.exchange.curl if self.exchange is not None else ""
+
+    def line(self) -> str:
+        """`Kind: principal OPERATION: detail  repro: curl ...`."""
+        repro = f"  repro: {self.repro}" if self.repro else ""
+        return f"{self.kind.value}: {self.principal} {self.operation}: {self.detail}{repro}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding as report.json holds it."""
+        exchange = None
+        if self.exchange is not None:
+            seen = self.exchange
+            exchange = {
+                "method": seen.method,
+                "url": seen.url,
+                "status": seen.status,
+                "excerpt": " ".join(seen.text.split())[:300],
+                "retried": seen.retried,
+                "failure": seen.failure,
+            }
+        return {
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "checks": list(self.checks),
+            "operation": self.operation,
+            "principal": self.principal,
+            "family": self.family,
+            "detail": self.detail,
+            "exchange": exchange,
+            "repro": self.repro or None,
+        }
