@@ -1,4 +1,4 @@
-"""The fuzz phase's throughput against plain schemathesis and against a plain httpx replay, on one app.
+"""The fuzz phase's throughput and its own CPU cost, against plain schemathesis and a plain httpx replay.
 
     python -m bench.fuzz [--cases N] [--seed S] [--full]
 
@@ -6,8 +6,10 @@ Starts the embedded reference app once and, on it and over the same loopback tra
 1. plain schemathesis: per operation, generate N cases and send each with `case.call` as the admin;
 2. the harness's fuzz phase (`harness.checks.fuzz.fuzz`) over the same operations, N cases each, every principal;
 3. a plain httpx loop replaying requests of the same shapes (the limit: no generation, no checks).
-Prints requests per second for each and the ratios. `--full` also times a whole `iam-harness run
---workers 2 -k fuzz --fuzz-cases 50`, the full fuzz of every operation as every principal.
+Prints requests per second for each, the ratios, and each one's CPU time per request in this process (the
+app runs in another process, so this is the client's own cost). Then the fuzz phase and the replay again
+against a target that answers instantly (an in-process transport): the harness's own limit in req/s.
+`--full` also times a whole `iam-harness run --workers 2 -k fuzz --fuzz-cases 50`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from harness.config.model import load_config
 from harness.config.reference import default_config_path
 from harness.engine.schema import example_body, fill_path, operations
 from harness.target.running import EmbeddedTarget, origin_of
+
+BASE_INSTANT = "http://instant.invalid"
 
 
 def plain_schemathesis(
@@ -85,6 +89,18 @@ def plain_replay(base_url: str, schema: dict[str, Any], headers: dict[str, str],
     return total, time.perf_counter() - started
 
 
+def _instant(request: httpx.Request) -> httpx.Response:
+    """A target that answers at once, so that only the client's own work is timed."""
+    return httpx.Response(200, json={"id": "00000000-0000-4000-8000-000000000000"})
+
+
+def _line(label: str, sent: int, seconds: float, cpu: float) -> str:
+    return (
+        f"{label:<28}: {sent:6d} requests in {seconds:6.2f} s = {sent / seconds:7.1f} req/s; "
+        f"{1000 * cpu / sent:6.3f} ms CPU per request"
+    )
+
+
 def full_run(seed: int) -> tuple[float, str]:
     """Time `iam-harness run --workers 2 -k fuzz --fuzz-cases 50`; the answers of the checks the fuzz decides."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,16 +132,37 @@ def main() -> None:
         world = build_world(config, issuer, target.base_url, args.seed)
         schema = httpx.get(target.base_url + config.schema).json()
         admin = world.org("org1").owner.credentials.headers()
+        cpu = time.process_time()
         st_sent, st_s = plain_schemathesis(target.base_url, schema, admin, args.cases, args.seed)
+        st_cpu, cpu = time.process_time() - cpu, time.process_time()
         result = fuzz(target.base_url, config, world, schema, args.seed, cases=args.cases)
+        fuzz_cpu, cpu = time.process_time() - cpu, time.process_time()
         replay_sent, replay_s = plain_replay(target.base_url, schema, admin, min(result.requests, 2000))
-    st_rate, fuzz_rate, replay_rate = st_sent / st_s, result.requests / result.seconds, replay_sent / replay_s
-    print(f"plain schemathesis : {st_sent:6d} requests in {st_s:6.2f} s = {st_rate:7.1f} req/s")
-    print(f"harness fuzz phase : {result.requests:6d} requests in {result.seconds:6.2f} s = {fuzz_rate:7.1f} req/s "
-          f"({len(result.operations)} operations, {len(world.principals())} principals)")  # fmt: skip
-    print(f"plain httpx replay : {replay_sent:6d} requests in {replay_s:6.2f} s = {replay_rate:7.1f} req/s")
-    print(f"ratio fuzz / schemathesis = {fuzz_rate / st_rate:.2f}x (target >= 3x)")
-    print(f"ratio fuzz / httpx replay = {fuzz_rate / replay_rate:.2f} (1.0 is the limit)")
+        replay_cpu = time.process_time() - cpu
+    cpu = time.process_time()
+    instant = fuzz(
+        BASE_INSTANT, config, world, schema, args.seed, cases=args.cases, transport=httpx.MockTransport(_instant)
+    )
+    instant_cpu, cpu = time.process_time() - cpu, time.process_time()
+    started = time.perf_counter()
+    with httpx.Client(base_url=BASE_INSTANT, headers=admin, transport=httpx.MockTransport(_instant)) as client:
+        shapes = [(op.method, fill_path(op.path, "0"), example_body(schema, op)) for op in operations(schema)]
+        for n in range(instant.requests):
+            method, path, body = shapes[n % len(shapes)]
+            client.request(method, path, json=body)
+    bare_s, bare_cpu = time.perf_counter() - started, time.process_time() - cpu
+    fuzz_rate, st_rate, replay_rate = result.requests / result.seconds, st_sent / st_s, replay_sent / replay_s
+    print(_line("plain schemathesis", st_sent, st_s, st_cpu))
+    print(_line("harness fuzz phase", result.requests, result.seconds, fuzz_cpu)
+          + f" ({len(result.operations)} operations, {len(world.principals())} principals)")  # fmt: skip
+    print(_line("plain httpx replay", replay_sent, replay_s, replay_cpu))
+    print(f"ratio fuzz / schemathesis = {fuzz_rate / st_rate:.2f}x in req/s, "
+          f"{(fuzz_cpu / result.requests) / (st_cpu / st_sent):.2f}x in CPU per request")  # fmt: skip
+    print(f"ratio fuzz / httpx replay = {fuzz_rate / replay_rate:.2f} in req/s (1.0 is the limit), "
+          f"{(fuzz_cpu / result.requests) / (replay_cpu / replay_sent):.2f}x in CPU per request")  # fmt: skip
+    print(_line("instant target, fuzz phase", instant.requests, instant.seconds, instant_cpu))
+    print(_line("instant target, bare httpx", instant.requests, bare_s, bare_cpu))
+    print(f"the harness's own limit: {instant.requests / instant.seconds:.0f} req/s on an instant target")
     if args.full:
         elapsed, answer = full_run(args.seed)
         print(f"full fuzz, 50 cases, all principals, 2 workers: {elapsed:.1f} s (target < 45 s): {answer}")

@@ -22,17 +22,17 @@ from rich.console import Console
 
 from harness.browser import driver as browser_driver
 from harness.clerk.issuer import Issuer
-from harness.clerk.keystore import KeyStore
 from harness.config.model import TargetConfig, load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.engine.handover import dump_issuer, dump_target, load_issuer, load_target
 from harness.errors import HarnessError
-from harness.report.evidence import Evidence
+from harness.report.evidence import NOT_APPLICABLE, Evidence
 from harness.report.markdown import print_table, write_markdown
 from harness.report.model import Answer, Report, ScenarioOutcome, decide, write_json
-from harness.target.running import EmbeddedTarget, RemoteTarget, Target, origin_of
+from harness.target.launch import launch
+from harness.target.running import Target
 
-__all__ = ["RUNNING_KEY", "RunState", "run_seed"]
+__all__ = ["RUNNING_KEY", "RunState", "record_error", "run_seed"]
 
 _OUTCOME = "iam_outcome"
 _EVIDENCE_KEY = pytest.StashKey[Evidence]()
@@ -125,7 +125,7 @@ def target_config(pytestconfig: pytest.Config) -> TargetConfig:
     try:
         return _load_target_config(pytestconfig)
     except HarnessError as exc:
-        _record_error(pytestconfig, exc)
+        record_error(pytestconfig, exc)
         raise
 
 
@@ -133,22 +133,20 @@ def target_config(pytestconfig: pytest.Config) -> TargetConfig:
 def _launch(config: pytest.Config, target_config: TargetConfig) -> Iterator[tuple[Target, Issuer]]:
     """Plan the target, make the issuer it will trust, start the target; stop it when the block ends."""
     state = _state(config)
-    where = config.getoption("--target")
-    planned: EmbeddedTarget | RemoteTarget
-    if where == "embedded":
-        log_dir = state.report_dir or Path(config.rootpath) / "reports"
-        planned = EmbeddedTarget(
-            target_config, faults=parse_faults(config.getoption("--faults")), log_path=log_dir / "app.log"
-        )
-    else:
-        planned = RemoteTarget(where, target_config)
-    # The project's stored key: tokens from `iam-harness token mint` work on the embedded target too.
-    issuer = KeyStore().issuer(
-        issuer_url=target_config.issuer, authorized_party=origin_of(planned.base_url), rng=random.Random(state.seed)
-    )
-    state.target = planned.description
-    with planned.running(issuer) as running:
-        yield running, issuer
+    log_dir = state.report_dir or Path(config.rootpath) / "reports"
+
+    def planned(description: str) -> None:
+        state.target = description
+
+    with launch(
+        target_config,
+        config.getoption("--target"),
+        faults=parse_faults(config.getoption("--faults")),
+        log_path=log_dir / "app.log",
+        seed=state.seed,
+        planned=planned,
+    ) as running:
+        yield running
 
 
 def _shared(config: pytest.Config) -> dict[str, Any] | None:
@@ -171,7 +169,7 @@ def _harness_run(pytestconfig: pytest.Config, target_config: TargetConfig) -> It
         with _launch(pytestconfig, target_config) as (running, issuer):
             yield running, issuer
     except HarnessError as exc:
-        _record_error(pytestconfig, exc)
+        record_error(pytestconfig, exc)
         raise
 
 
@@ -203,7 +201,7 @@ class _Controller:
             target, issuer = self.running
             self.shared = {"target": dump_target(target), "issuer": dump_issuer(issuer)}
         except HarnessError as exc:
-            _record_error(self.config, exc)
+            record_error(self.config, exc)
             self.shared = {"error": str(exc)}
         self.config.stash[RUNNING_KEY] = self.running
 
@@ -238,7 +236,8 @@ def report_dir(pytestconfig: pytest.Config) -> Path:
     return _state(pytestconfig).report_dir or Path(pytestconfig.rootpath) / "reports"
 
 
-def _record_error(config: pytest.Config, exc: HarnessError) -> None:
+def record_error(config: pytest.Config, exc: HarnessError) -> None:
+    """Keep the run's first harness error: the report shows it and the CLI exits with its code."""
     state = _state(config)
     if state.error is None:
         state.error = str(exc)
@@ -256,6 +255,8 @@ def pytest_runtest_makereport(
     found = item.stash.get(_EVIDENCE_KEY, None)
     lines = list(found.lines) if found else []
     failure = None
+    if report.skipped and NOT_APPLICABLE in _reason(call):
+        return report  # the scenario cannot apply to this target: it decides nothing, either way
     if report.skipped:
         failure = f"skipped, so not exercised: {_reason(call)}"
     elif report.failed:

@@ -9,6 +9,7 @@ from playwright.sync_api import Browser
 
 from harness.browser.driver import visit
 from harness.config.model import PagesConfig
+from harness.engine.guard import GuardedTransport
 from harness.engine.world import World
 from harness.report.evidence import Evidence
 from harness.target.running import Target
@@ -20,7 +21,13 @@ def _landmarks(pages: PagesConfig) -> dict[str, str]:
 
 @pytest.mark.decides("M1")
 def test_owner_opens_dashboard_without_a_loop(
-    target: Target, world: World, pages: PagesConfig, chromium: Browser, evidence: Evidence, report_dir: Path
+    target: Target,
+    world: World,
+    pages: PagesConfig,
+    chromium: Browser,
+    evidence: Evidence,
+    report_dir: Path,
+    transport: GuardedTransport,
 ) -> None:
     """The organisation's owner, signed in, opens the dashboard: it renders and settles, with no redirect loop."""
     owner = world.org("org1").owner
@@ -31,6 +38,7 @@ def test_owner_opens_dashboard_without_a_loop(
         cookies=owner.credentials.cookies(),
         landmarks=_landmarks(pages),
         trace_path=trace,
+        forbids=transport.forbids,
     )
     evidence.add(f"{owner.name} opened {pages.dashboard}: {seen.trail()}")
     if seen.loop is not None:
@@ -46,7 +54,13 @@ def test_owner_opens_dashboard_without_a_loop(
 
 @pytest.mark.decides("O2")
 def test_user_without_access_sees_error_page_not_sign_in(
-    target: Target, world: World, pages: PagesConfig, chromium: Browser, evidence: Evidence, report_dir: Path
+    target: Target,
+    world: World,
+    pages: PagesConfig,
+    chromium: Browser,
+    evidence: Evidence,
+    report_dir: Path,
+    transport: GuardedTransport,
 ) -> None:
     """A signed-in member without access to the dashboard sees the access-denied page and is never sent to sign-in."""
     member = world.org("org1").member_without_role
@@ -58,6 +72,7 @@ def test_user_without_access_sees_error_page_not_sign_in(
         cookies=member.credentials.cookies(),
         landmarks=_landmarks(pages),
         trace_path=trace,
+        forbids=transport.forbids,
     )
     evidence.add(f"{member.name} opened {pages.dashboard}: {seen.trail()}")
     sent_to_sign_in = [n for n in seen.navigations if n.path == pages.sign_in]

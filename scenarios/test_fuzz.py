@@ -10,18 +10,20 @@ from harness.checks.fuzz import FuzzResult
 from harness.engine.world import World
 from harness.report.evidence import Evidence
 
-MAX_FINDINGS_SHOWN = 12
-
 # One fuzz run per run: in a parallel run every fuzz scenario goes to the same worker (`--dist loadgroup`).
 pytestmark = pytest.mark.xdist_group("fuzz")
 
 
 def _conclude(fuzzed: FuzzResult, check_id: str, evidence: Evidence, what: str) -> None:
     findings = fuzzed.by_check(check_id)
-    kinds = Counter(f.kind for f in findings)
+    kinds = Counter(f.kind.value for f in findings)
+    run = fuzzed.run
     evidence.add(f"{len(fuzzed.operations)} operations, {fuzzed.requests} requests in {fuzzed.seconds:.1f} s")
-    for finding in findings[:MAX_FINDINGS_SHOWN]:
-        evidence.add(finding.line())
+    if run.never:
+        evidence.add(f"never called, as the config says: {', '.join(run.never)}")
+    if run.retried or run.unanswered:
+        evidence.add(f"{run.retried} requests retried on a fresh connection; {run.unanswered} never answered")
+    evidence.add_findings(findings)
     assert not findings, f"{len(findings)} finding(s): " + ", ".join(f"{n} {k}" for k, n in kinds.items())
     evidence.add(what)
 

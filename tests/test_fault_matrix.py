@@ -20,6 +20,8 @@ import pytest
 
 from harness.checks.catalogue import CATALOGUE
 
+pytestmark = pytest.mark.e2e
+
 ALL = frozenset(c.id for c in CATALOGUE)
 RUN_TIMEOUT = 240
 SEED = 20261126

@@ -4,48 +4,27 @@ file only. It finds the leak planted in it, and answers YES once the leak is gon
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from tests.targets.ledger_app import create_ledger_app
+from tests.targets.serve import serving
+
+pytestmark = pytest.mark.e2e
 
 CONFIG = Path(__file__).parent / "targets" / "ledger.toml"
 
 
 @contextmanager
 def _serving(*, leaky: bool, **app_options: Any) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_ledger_app(leaky=leaky, **app_options), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/v2/status", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    try:
+    with serving(create_ledger_app(leaky=leaky, **app_options), "/v2/status") as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _fuzz(base: str, report_dir: Path, *extra: str) -> dict[str, object]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, Error, Page, Playwright, Request, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Playwright, Request, Route, sync_playwright
 
 __all__ = ["Loop", "Navigation", "Visit", "browser", "chromium_executable", "find_loop", "visit"]
 
@@ -112,9 +112,22 @@ def visit(
     cookies: dict[str, str],
     landmarks: dict[str, str],
     trace_path: Path | None = None,
+    forbids: Callable[[str, str], bool] | None = None,
 ) -> Visit:
-    """Open `url` holding `cookies`; wait until the page settles, loops, or time runs out."""
+    """Open `url` holding `cookies`; wait until the page settles, loops, or time runs out. A request `forbids`
+    answers True for (`method`, `path`) is aborted unsent: what the config says never to call, a page never calls."""
     context = chromium.new_context()
+    if forbids is not None:
+        refuse = forbids
+
+        def guard(route: Route) -> None:
+            request = route.request
+            if refuse(request.method, urlsplit(request.url).path):
+                route.abort("blockedbyclient")
+            else:
+                route.continue_()
+
+        context.route("**/*", guard)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     context.add_cookies([{"name": k, "value": v, "url": origin} for k, v in cookies.items()])
     if trace_path is not None:

@@ -35,9 +35,22 @@ class FindingKind(StrEnum):
     EXISTENCE_ORACLE = "ExistenceOracle"  # another organisation's id answered unlike an id nobody has
     CROSS_ORG_WRITE = "CrossOrgWrite"  # a canary changed, vanished, or gained foreign data
     SERVER_ERROR = "ServerError"  # 5xx, a stack trace or SQL text
-    UNANSWERED = "Unanswered"  # the target did not answer, even on a fresh connection
     BUDGET_EXHAUSTED = "BudgetExhausted"  # a request budget ran out before every probe was sent
-    NOT_EXERCISED = "NotExercised"  # an operation no principal could be made to call
+    NOT_EXERCISED = "NotExercised"  # an operation no principal could be made to call, or a probe with no ground
+    # authentication (C1)
+    VALID_TOKEN_REFUSED = "ValidTokenRefused"  # noqa: S105 (a kind, not a secret): a session token of a valid shape was refused: a lockout
+    FORGERY_ACCEPTED = "ForgeryAccepted"  # a forged, stale or malformed token was let in
+    TOKEN_ECHOED = "TokenEchoed"  # noqa: S105 (a kind, not a secret): a refusal showed the token it refused
+    CHALLENGE_MISSING = "ChallengeMissing"  # a 401 without `WWW-Authenticate: Bearer` (RFC 6750 3)
+    KEY_URL_FETCHED = "KeyUrlFetched"  # the target fetched a key a token pointed at (jku, x5u)
+    JWKS_HAMMERED = "JwksHammered"  # forged kids made the target refetch its JWKS
+    REFUSAL_NOT_LOGGED = "RefusalNotLogged"  # a refusal left no line in the server's log
+    FORGERY_PROVISIONED = "ForgeryProvisioned"  # a refused token left its identity in the database
+    FOREIGN_ORG_SESSION = "ForeignOrgSession"  # a session naming an organisation its user is not in was let in
+    DELETED_USER_ACCEPTED = "DeletedUserAccepted"  # a deleted user's still-valid session was let in
+    FORGED_WEBHOOK_ACCEPTED = "ForgedWebhookAccepted"  # a webhook signed with another secret, or stale, was taken
+    ROLE_CLAIM_TRUSTED = "RoleClaimTrusted"  # a role claimed by the token, not granted by the target, was honoured
+    WEAK_TOKEN_SECRET = "WeakTokenSecret"  # noqa: S105 (a kind, not a secret): the target's own tokens are signed with a guessable secret
 
     @property
     def severity(self) -> Severity:
@@ -53,9 +66,21 @@ _SEVERITY = {
     FindingKind.EXISTENCE_ORACLE: Severity.MEDIUM,
     FindingKind.CROSS_ORG_WRITE: Severity.CRITICAL,
     FindingKind.SERVER_ERROR: Severity.MEDIUM,
-    FindingKind.UNANSWERED: Severity.LOW,
     FindingKind.BUDGET_EXHAUSTED: Severity.LOW,
     FindingKind.NOT_EXERCISED: Severity.LOW,
+    FindingKind.VALID_TOKEN_REFUSED: Severity.HIGH,
+    FindingKind.FORGERY_ACCEPTED: Severity.CRITICAL,
+    FindingKind.TOKEN_ECHOED: Severity.MEDIUM,
+    FindingKind.CHALLENGE_MISSING: Severity.LOW,
+    FindingKind.KEY_URL_FETCHED: Severity.HIGH,
+    FindingKind.JWKS_HAMMERED: Severity.MEDIUM,
+    FindingKind.REFUSAL_NOT_LOGGED: Severity.LOW,
+    FindingKind.FORGERY_PROVISIONED: Severity.HIGH,
+    FindingKind.FOREIGN_ORG_SESSION: Severity.CRITICAL,
+    FindingKind.DELETED_USER_ACCEPTED: Severity.CRITICAL,
+    FindingKind.FORGED_WEBHOOK_ACCEPTED: Severity.CRITICAL,
+    FindingKind.ROLE_CLAIM_TRUSTED: Severity.CRITICAL,
+    FindingKind.WEAK_TOKEN_SECRET: Severity.CRITICAL,
 }
 
 

@@ -27,10 +27,13 @@ def new_secret() -> str:
 class ClerkWebhooks:
     """Delivers events to one target endpoint."""
 
-    def __init__(self, base_url: str, path: str, secret: str, instance_id: str) -> None:
+    def __init__(
+        self, base_url: str, path: str, secret: str, instance_id: str, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.url = base_url.rstrip("/") + path
         self._webhook = Webhook(secret)
         self._instance_id = instance_id
+        self._transport = transport  # the run's transport to the target, when it has one
 
     def send(
         self, event_type: str, data: dict[str, Any], msg_id: str | None = None, at: datetime | None = None
@@ -52,7 +55,8 @@ class ClerkWebhooks:
             "svix-signature": self._webhook.sign(msg_id, now, body),
             "content-type": "application/json",
         }
-        return httpx.post(self.url, content=body, headers=headers, timeout=10)
+        with httpx.Client(transport=self._transport, timeout=10) as client:
+            return client.post(self.url, content=body, headers=headers)
 
     def user_deleted(self, user_id: str, at: datetime | None = None) -> httpx.Response:
         """`user.deleted`, as Clerk sends it when an account is deleted."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.keys import add_commands, run_command
+from harness.cli.plan import add_plan_command, run_plan_command
 from harness.config.model import load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.errors import ConfigError, HarnessError
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
     add_commands(commands, _Parser)
+    add_plan_command(commands, _Parser)
     return parser
 
 
@@ -54,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "plan":
+            return run_plan_command(args)
         return _run(args) if args.command == "run" else run_command(args)
     except HarnessError as exc:
         print(f"iam-harness: {exc}", file=sys.stderr)

@@ -6,11 +6,19 @@ the operation none either); it is about the caller alone when it carries `x-iam-
 
 from __future__ import annotations
 
+import random
 import re
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Operation", "body_fields", "example_body", "fill_path", "operations"]
+import yaml
+
+from harness.engine.exchange import Caller
+from harness.errors import ConfigError, TargetUnreachable
+
+__all__ = ["Operation", "body_fields", "example_body", "fill_path", "invent_id", "load_schema", "operations"]
 
 _METHODS = ("get", "put", "post", "delete", "patch")
 _PARAM = re.compile(r"{([^}/]+)}")
@@ -25,6 +33,7 @@ class Operation:
     public: bool
     self_only: bool
     body_schema: dict[str, Any] | None
+    param_schemas: tuple[tuple[str, dict[str, Any]], ...] = ()  # path parameter -> its JSON Schema
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -33,6 +42,10 @@ class Operation:
     def path_params(self) -> tuple[str, ...]:
         """The names of the path's parameters, in order."""
         return tuple(_PARAM.findall(self.path))
+
+    def param_schema(self, name: str) -> dict[str, Any]:
+        """The JSON Schema of one path parameter ({} when the schema does not say)."""
+        return next((found for param, found in self.param_schemas if param == name), {})
 
     @property
     def mutating(self) -> bool:
@@ -51,6 +64,11 @@ def operations(schema: dict[str, Any]) -> list[Operation]:
                 continue
             security = op.get("security", default_security)
             body = _json_body_schema(schema, op)
+            params = {}
+            for declared in [*item.get("parameters", []), *op.get("parameters", [])]:
+                declared = _resolve(schema, declared) if isinstance(declared, dict) else {}
+                if declared.get("in") == "path" and isinstance(declared.get("name"), str):
+                    params[declared["name"]] = _resolve(schema, declared.get("schema", {}))
             out.append(
                 Operation(
                     method=method.upper(),
@@ -58,6 +76,7 @@ def operations(schema: dict[str, Any]) -> list[Operation]:
                     public=security is None or security == [] or {} in security,
                     self_only=bool(op.get("x-iam-self", False)),
                     body_schema=body,
+                    param_schemas=tuple(sorted(params.items())),
                 )
             )
     return out
@@ -75,6 +94,20 @@ def body_fields(schema: dict[str, Any], operation: Operation) -> tuple[str, ...]
                 return tuple(found)
     props = node.get("properties", {})
     return tuple(props) if isinstance(props, dict) else ()
+
+
+def invent_id(param_schema: dict[str, Any], rng: random.Random) -> str:
+    """An id nobody has, of the type the schema gives the parameter: an integer, a uuid, or a string."""
+    kind = param_schema.get("type")
+    if kind == "integer" or any(o.get("type") == "integer" for o in param_schema.get("anyOf", [])):
+        low = int(param_schema.get("minimum", 1))
+        high = int(param_schema.get("maximum", 2**31 - 1))
+        # far from the small ids a fresh database hands out, yet inside the declared range
+        return str(rng.randint(max(low, (low + high) // 2), high))
+    if param_schema.get("format") == "uuid" or kind is None:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    length = max(int(param_schema.get("minLength", 12)), 12)
+    return f"{rng.getrandbits(64):016x}"[: min(length, int(param_schema.get("maxLength", length)))]
 
 
 def fill_path(path: str, value: str) -> str:
@@ -143,3 +176,41 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
     if fmt == "uuid":
         return "00000000-0000-4000-8000-000000000000"
     return text
+
+
+def load_schema(
+    config_source: str, *, base_url: str | None, path: str | None, file: str | None, transport: Any = None
+) -> dict[str, Any]:
+    """The target's OpenAPI document, from a local file or read anonymously from the target as any client would.
+
+    Anything that is not an OpenAPI document (an HTML page, a 404, other JSON) is a config error naming the
+    field, never a run that goes on to answer NO.
+    """
+    if file is not None:
+        where = f"config {config_source}: [target] schema_file {file}"
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+        try:
+            document = yaml.safe_load(text)  # YAML is a superset of JSON: one parser for both
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where} is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
+        return _openapi(document, where)
+    assert base_url is not None and path is not None
+    with Caller(base_url, transport=transport) as anonymous:
+        got = anonymous.call("GET", path)
+    where = f"config {config_source}: [target] schema {path}"
+    if not got.answered:
+        raise TargetUnreachable(f"{base_url}{path} did not answer: {got.failure}")
+    if not got.ok:
+        raise ConfigError(f"{where} answered {got.status}, not an OpenAPI document")
+    return _openapi(got.json(), where + f" answered {got.headers.get('content-type', 'something')}, which")
+
+
+def _openapi(document: Any, where: str) -> dict[str, Any]:
+    if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
+        raise ConfigError(f"{where} is not an OpenAPI document (no 'paths' object)")
+    if not str(document.get("openapi", document.get("swagger", ""))).startswith(("3.", "2.")):
+        raise ConfigError(f"{where} is not an OpenAPI 3 document (no 'openapi: 3.x' field)")
+    return document

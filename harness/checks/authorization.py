@@ -1,0 +1,63 @@
+"""The role matrix (M3, O4) and whether scoping broke the caller's own queries (I3).
+
+Who must be refused: anonymous on every operation but the public ones (401); a member with no role on
+every operation but the public ones and those about the caller alone (403); a read-only role on every
+mutating operation (403). The organisation's admin must succeed at least once on its own records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from harness.checks.findings import Finding, FindingKind
+from harness.checks.registry import Context, found, probe_check
+from harness.engine.probes import Family, Probe
+from harness.engine.schema import Operation
+from harness.engine.world import Principal
+
+__all__ = ["admin_succeeds_on_own_data", "expected_refusal", "refuses_without_permission"]
+
+
+def _listed(refs: tuple[object, ...], op: Operation) -> bool:
+    return any(str(ref) == str(op) for ref in refs)
+
+
+def expected_refusal(ctx: Context, who: Principal, op: Operation) -> int | None:
+    """The status `who` must be refused `op` with, or None where it may be let through."""
+    public = op.public or _listed(ctx.config.fuzz.public, op)
+    self_only = op.self_only or _listed(ctx.config.fuzz.self_only, op)
+    if who.anonymous:
+        return None if public else 401
+    if public or self_only:
+        return None
+    if who.role is None:
+        return 403
+    if who.role in ctx.config.roles.read_only and op.mutating:
+        return 403
+    return None
+
+
+@probe_check("M3", "O4", raises=(FindingKind.NOT_REFUSED,), families=(Family.ROLE,))
+def refuses_without_permission(ctx: Context, probe: Probe) -> Iterator[Finding]:
+    """Every case sent by a principal without the permission is refused, with the status its kind must get."""
+    expected = expected_refusal(ctx, probe.principal, probe.operation)
+    if expected is None:
+        return
+    for seen in probe.answered:
+        if seen.status != expected:
+            yield found(FindingKind.NOT_REFUSED, probe, f"answered {seen.status}, expected {expected}", seen)
+            return  # one finding per principal and operation: the rest are the same fault
+
+
+@probe_check("I3", raises=(FindingKind.NEVER_SUCCEEDED,), families=(Family.ROLE,))
+def admin_succeeds_on_own_data(ctx: Context, probe: Probe) -> Iterator[Finding]:
+    """The organisation's admin succeeds at least once, in every case sent, on its own organisation's records."""
+    op, who = probe.operation, probe.principal
+    guarded = not (op.public or op.self_only)
+    if who.role is None or who.role != ctx.config.admin_role or not guarded or not probe.own_records:
+        return
+    answered = probe.answered
+    if answered and not any(seen.ok for seen in answered):
+        statuses = sorted({seen.status for seen in answered})
+        detail = f"no 2xx in {len(answered)} cases on its own organisation's data (answers {statuses})"
+        yield found(FindingKind.NEVER_SUCCEEDED, probe, detail)

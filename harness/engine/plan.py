@@ -1,0 +1,89 @@
+"""The fuzz plan, told before anything is sent: every operation, who calls it with which families, and what
+the config says never to call.
+
+`iam-harness plan` prints it whole; a run prints its summary at the start. It is worked out from the
+config and the schema alone, with the same rules the engine follows, so that what it says is what the
+run does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config.model import TargetConfig
+from harness.engine.fuzz import planned_operations
+from harness.engine.probes import Family
+from harness.engine.schema import Operation, body_fields
+
+__all__ = ["OperationPlan", "plan", "plan_lines", "plan_summary", "principal_names"]
+
+
+@dataclass(frozen=True)
+class OperationPlan:
+    """One operation: who calls it, with which families of probes, or why nobody does."""
+
+    operation: str
+    principals: tuple[str, ...]
+    families: tuple[Family, ...]
+    never: bool = False
+
+
+def principal_names(config: TargetConfig) -> tuple[str, ...]:
+    """The principals a run acts as: those the config declares, or the Clerk world's, then anonymous."""
+    if config.principals:
+        return (*(p.name for p in config.principals), "anonymous")
+    roles = [r for r in dict.fromkeys([*config.roles.read_only, *config.roles.seeded]) if r != config.admin_role]
+    per_org = [f"admin ({config.admin_role})", *roles, "member without a role"]
+    return (*(f"org{n} {who}" for n in (1, 2) for who in per_org), "anonymous")
+
+
+def _families(config: TargetConfig, schema: dict[str, Any], op: Operation) -> tuple[Family, ...]:
+    params = {c.param for c in config.canaries} | ({config.members.param} if config.members else set())
+    fields = body_fields(schema, op)
+    found = [Family.ROLE, Family.ORG_SWITCH]
+    if op.path_params and set(op.path_params) <= params:
+        found.append(Family.FOREIGN_ID)
+    if op.mutating and op.body_schema is not None:
+        if any(f.endswith("_id") and f in params for f in fields):
+            found.append(Family.FOREIGN_REFERENCE)
+        found.append(Family.MASS_ASSIGNMENT)
+    if not config.principals:
+        found.append(Family.ORG_CLAIM)
+    if any(f.endswith(("_id", "ids")) for f in fields) or op.path_params:
+        found.append(Family.MALFORMED_ID)
+    return tuple(found)
+
+
+def plan(config: TargetConfig, schema: dict[str, Any]) -> tuple[OperationPlan, ...]:
+    """Every operation of the schema, in the engine's order, then those never called."""
+    ops, never = planned_operations(config, schema)
+    who = principal_names(config)
+    planned = [OperationPlan(str(op), who, _families(config, schema, op)) for op in ops]
+    planned += [OperationPlan(str(op), (), (), never=True) for op in never]
+    return tuple(planned)
+
+
+def plan_lines(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
+    """The whole plan, one line per operation."""
+    planned = plan(config, schema)
+    width = max((len(p.operation) for p in planned), default=0)
+    lines = [f"principals: {', '.join(principal_names(config))}"]
+    for p in planned:
+        if p.never:
+            lines.append(f"{p.operation:<{width}}  NEVER: listed under [fuzz] never; no phase calls it")
+        else:
+            lines.append(f"{p.operation:<{width}}  {len(p.principals)} principals: {', '.join(p.families)}")
+    return [*lines, plan_summary(config, schema)]
+
+
+def plan_summary(config: TargetConfig, schema: dict[str, Any]) -> str:
+    """One line: how many operations and principals, and which operations are never called."""
+    planned = plan(config, schema)
+    called = [p for p in planned if not p.never]
+    never = [p.operation for p in planned if p.never]
+    told = f"never called: {', '.join(never)}" if never else "nothing listed under never"
+    return (
+        f"plan: {len(called)} operations x {len(principal_names(config))} principals, "
+        f"{config.fuzz.cases} cases each; {told}"
+    )

@@ -1,0 +1,72 @@
+"""What the fuzz engine hands the checks: probes (one family of requests, sent and answered) and state reads.
+
+The engine decides nothing: it sends, and records what it sent and what came back. A probe says which
+family of variation it was (the role matrix on the caller's own records, the other organisation's ids,
+its references in a body, ...), who sent it, on which operation, what was substituted, and the answers,
+with the control answer (the same request with a value nobody has) where the family has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from harness.engine.exchange import Exchange
+from harness.engine.schema import Operation
+from harness.engine.world import Canary, Principal
+
+__all__ = ["CoverageCell", "Family", "Probe", "StateRead"]
+
+
+class Family(StrEnum):
+    """The families of requests the engine sends for every operation and principal."""
+
+    ROLE = "role"  # every generated case on the caller's own records
+    FOREIGN_ID = "foreign-id"  # the other organisation's ids in the path
+    FOREIGN_REFERENCE = "foreign-reference"  # the other organisation's ids in the body's reference fields
+    MASS_ASSIGNMENT = "mass-assignment"  # privileged body fields aimed at the other organisation
+    ORG_SWITCH = "org-switch"  # an org-switching header and parameter naming the other organisation
+    ORG_CLAIM = "org-claim"  # the caller's own session naming the other organisation
+    FOREIGN_QUERY = "foreign-query"  # searching for the other organisation's values
+    MALFORMED_ID = "malformed-id"  # ids that are not ids
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One family of requests by one principal on one operation, with every answer."""
+
+    family: Family
+    operation: Operation
+    principal: Principal
+    exchanges: tuple[Exchange, ...]
+    control: Exchange | None = None  # the same request with a value nobody has, for families that compare
+    other_org: str | None = None  # the organisation aimed at, for cross-org families
+    substituted: str = ""  # what was put where, in words ("org2's {'contact_id': '...'}")
+    echo: str | None = None  # a foreign value the caller sent itself, which may come back as sent
+    control_echo: str | None = None  # the value nobody has that the control request sent instead
+    own_records: bool = True  # whether the path addressed the caller's own records (False: none existed)
+
+    @property
+    def answered(self) -> tuple[Exchange, ...]:
+        """The exchanges the target answered."""
+        return tuple(e for e in self.exchanges if e.answered)
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """A read the engine made after every probe: a canary re-read by its owner, or a list its owner sees."""
+
+    org: str
+    principal: Principal
+    exchange: Exchange
+    canary: Canary | None = None  # None: a list operation
+    operation: str = ""
+
+
+@dataclass
+class CoverageCell:
+    """How one operation was exercised by one principal."""
+
+    requests: int = 0
+    families: set[str] = field(default_factory=set)
+    note: str = ""
