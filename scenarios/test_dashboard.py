@@ -38,7 +38,7 @@ def test_owner_opens_dashboard_without_a_loop(
         cookies=owner.credentials.cookies(),
         landmarks=_landmarks(pages),
         trace_path=trace,
-        forbids=transport.forbids,
+        forbids=transport.forbids if transport.guards else None,
     )
     evidence.add(f"{owner.name} opened {pages.dashboard}: {seen.trail()}")
     if seen.loop is not None:
@@ -72,7 +72,7 @@ def test_user_without_access_sees_error_page_not_sign_in(
         cookies=member.credentials.cookies(),
         landmarks=_landmarks(pages),
         trace_path=trace,
-        forbids=transport.forbids,
+        forbids=transport.forbids if transport.guards else None,
     )
     evidence.add(f"{member.name} opened {pages.dashboard}: {seen.trail()}")
     sent_to_sign_in = [n for n in seen.navigations if n.path == pages.sign_in]

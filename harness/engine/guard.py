@@ -53,6 +53,11 @@ class GuardedTransport(httpx.BaseTransport):
         self.refused: Counter[str] = Counter()  # `METHOD /path` -> how many requests were refused
         self.sent = 0
 
+    @property
+    def guards(self) -> bool:
+        """Whether the config lists anything under `never` at all."""
+        return bool(self._never)
+
     def forbids(self, method: str, path: str) -> bool:
         """Whether `method path` (a concrete path, below the target's base path) matches a `never` entry."""
         if self._base_path and path.startswith(self._base_path):
