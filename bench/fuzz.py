@@ -32,6 +32,7 @@ from harness.config.model import load_config
 from harness.config.reference import default_config_path
 from harness.engine.schema import example_body, fill_path, operations
 from harness.target.running import EmbeddedTarget, origin_of
+from harness.target.schema import read_schema
 
 
 def plain_schemathesis(
@@ -114,7 +115,7 @@ def main() -> None:
     print(f"seed {args.seed}; {args.cases} cases per operation; embedded reference app on loopback")
     with target.running(issuer):
         world = build_world(config, issuer, target.base_url, args.seed)
-        schema = httpx.get(target.base_url + config.schema).json()
+        schema = read_schema(config, target.base_url)
         admin = world.org("org1").owner.credentials.headers()
         st_sent, st_s = plain_schemathesis(target.base_url, schema, admin, args.cases, args.seed)
         result = fuzz(target.base_url, config, world, schema, args.seed, cases=args.cases)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli.config import add_config_commands, run_config_command
 from harness.cli.keys import add_commands, run_command
 from harness.config.model import load_config
 from harness.config.reference import default_config_path, parse_faults
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
     add_commands(commands, _Parser)
+    add_config_commands(commands, _Parser)
     return parser
 
 
@@ -54,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "config":
+            return run_config_command(args)
         return _run(args) if args.command == "run" else run_command(args)
     except HarnessError as exc:
         print(f"iam-harness: {exc}", file=sys.stderr)
