@@ -32,7 +32,7 @@ from harness.checks.fuzz import fuzz
 from harness.clerk.issuer import Issuer
 from harness.config.model import load_config
 from harness.config.reference import default_config_path
-from harness.engine.schema import example_body, fill_path, operations
+from harness.engine.schema import example_body, fill_path, load_schema, operations
 from harness.target.running import EmbeddedTarget, origin_of
 
 BASE_INSTANT = "http://instant.invalid"
@@ -130,7 +130,7 @@ def main() -> None:
     print(f"seed {args.seed}; {args.cases} cases per operation; embedded reference app on loopback")
     with target.running(issuer):
         world = build_world(config, issuer, target.base_url, args.seed)
-        schema = httpx.get(target.base_url + config.schema).json()
+        schema = load_schema(config, target.base_url)
         admin = world.org("org1").owner.credentials.headers()
         cpu = time.process_time()
         st_sent, st_s = plain_schemathesis(target.base_url, schema, admin, args.cases, args.seed)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from harness.checks.findings import Finding, FindingKind
 from harness.checks.registry import Context, found, probe_check
+from harness.config.operations import OperationPattern
 from harness.engine.probes import Family, Probe
 from harness.engine.schema import Operation
 from harness.engine.world import Principal
@@ -18,8 +19,8 @@ from harness.engine.world import Principal
 __all__ = ["admin_succeeds_on_own_data", "expected_refusal", "refuses_without_permission"]
 
 
-def _listed(refs: tuple[object, ...], op: Operation) -> bool:
-    return any(str(ref) == str(op) for ref in refs)
+def _listed(patterns: tuple[OperationPattern, ...], op: Operation) -> bool:
+    return any(pattern.matches(op.method, op.path) for pattern in patterns)
 
 
 def expected_refusal(ctx: Context, who: Principal, op: Operation) -> int | None:

@@ -1,9 +1,10 @@
-"""The issuer's keys, kept in a project-local folder so that every command of the harness agrees on them.
+"""The issuer's keys, kept in one folder per user so that every command of the harness agrees on them.
 
 `iam-harness token mint`, `iam-harness issuer pem`, the JWKS server and the embedded target all load the
-same keys from `.iam-harness/keys.json` (or `$IAM_HARNESS_HOME/keys.json`); `iam-harness issuer rotate`
-starts the next key, the old one staying in the JWKS until retired. The file holds private keys: it is
-written with mode 0600 and is git-ignored.
+same keys from `$IAM_HARNESS_HOME/keys.json`, else from the user's cache directory (`~/.cache/iam-harness` on
+Linux), never from the current directory: private keys must not land in whatever project a command runs in,
+nor differ with where it runs. `iam-harness issuer rotate` starts the next key, the old one staying in the
+JWKS until retired. The file holds private keys: it is written with mode 0600.
 """
 
 from __future__ import annotations
@@ -14,22 +15,28 @@ import random
 import tempfile
 from pathlib import Path
 
+import platformdirs
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.clerk.issuer import Issuer, load_private_pem, private_pem
 from harness.errors import ConfigError
 
-__all__ = ["HOME_ENV", "KeyStore"]
+__all__ = ["HOME_ENV", "KeyStore", "default_home"]
 
 HOME_ENV = "IAM_HARNESS_HOME"
-DEFAULT_HOME = ".iam-harness"
+APP_NAME = "iam-harness"
+
+
+def default_home() -> Path:
+    """Where the keys live: `$IAM_HARNESS_HOME`, else the user's cache directory for iam-harness."""
+    return Path(os.environ.get(HOME_ENV) or platformdirs.user_cache_dir(APP_NAME))
 
 
 class KeyStore:
     """Signing keys on disk, oldest first; the last one signs."""
 
     def __init__(self, home: Path | None = None) -> None:
-        self.home = home or Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+        self.home = home or default_home()
         self.path = self.home / "keys.json"
 
     def issuer(self, *, issuer_url: str, authorized_party: str, rng: random.Random) -> Issuer:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli.config import add_config_commands, run_config_command
 from harness.cli.keys import add_commands, run_command
 from harness.cli.plan import add_plan_command, run_plan_command
 from harness.config.model import load_config
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-scenario output")
     add_commands(commands, _Parser)
     add_plan_command(commands, _Parser)
+    add_config_commands(commands, _Parser)
     return parser
 
 
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return run_plan_command(args)
+        if args.command == "config":
+            return run_config_command(args)
         return _run(args) if args.command == "run" else run_command(args)
     except HarnessError as exc:
         print(f"iam-harness: {exc}", file=sys.stderr)

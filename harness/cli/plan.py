@@ -30,14 +30,13 @@ def add_plan_command(commands: Any, parser_class: type[argparse.ArgumentParser])
 def run_plan_command(args: argparse.Namespace) -> int:
     """Print the plan; 0, or a HarnessError for the CLI to report."""
     config = load_config(args.config or default_config_path())
-    schema_file: str | None = getattr(config, "schema_file", None)
-    if schema_file is not None:
-        schema = load_schema(config.source, base_url=None, path=None, file=schema_file)
+    if config.schema_file is not None:
+        schema = load_schema(config, None)
     else:
         with (
             tempfile.TemporaryDirectory(prefix="iam-harness-plan-") as scratch,
             launch(config, args.target, faults=(), log_path=Path(scratch) / "app.log", seed=0) as (target, _),
         ):
-            schema = load_schema(config.source, base_url=target.base_url, path=config.schema, file=None)
+            schema = load_schema(config, target.base_url)
     print("\n".join(plan_lines(config, schema)))
     return 0

@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 
 from harness.config.model import TargetConfig
+from harness.config.operations import unmatched
 from harness.engine.cases import PROBE, Case, generate_cases
 from harness.engine.exchange import Caller, Exchange
-from harness.engine.guard import pattern_regex
 from harness.engine.probes import CoverageCell, Family, Probe, StateRead
 from harness.engine.schema import Operation, body_fields, fill_path, invent_id, operations
 from harness.engine.world import ClerkCredentials, Org, Principal, World
@@ -69,21 +69,12 @@ class FuzzRun:
 
 def is_never(config: TargetConfig, method: str, path: str) -> bool:
     """Whether the config lists `method path` (a path template of the schema) under `never`."""
-    return any(
-        ref.method in ("*", method) and (ref.path == path or pattern_regex(ref.path).match(path))
-        for ref in config.fuzz.never
-    )
+    return any(pattern.matches(method, path) for pattern in config.fuzz.never)
 
 
 def unmatched_never(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
     """The `never` entries that name no operation of the schema: a typo there would protect nothing."""
-    every = operations(schema)
-    return [
-        str(ref)
-        for ref in config.fuzz.never
-        if not any(ref.method in ("*", op.method) and (ref.path == op.path or pattern_regex(ref.path).match(op.path))
-                   for op in every)
-    ]  # fmt: skip
+    return [str(p) for p in unmatched(config.fuzz.never, [(op.method, op.path) for op in operations(schema)])]
 
 
 def planned_operations(config: TargetConfig, schema: dict[str, Any]) -> tuple[list[Operation], list[Operation]]:

@@ -16,6 +16,7 @@ from harness.engine.world import (
     Canary,
     ClerkCredentials,
     Credentials,
+    LoginCredentials,
     NoCredentials,
     Org,
     Principal,
@@ -59,6 +60,8 @@ def load_target(data: dict[str, Any], config: TargetConfig) -> SharedTarget:
 
 
 def _dump_credentials(credentials: Credentials) -> dict[str, Any]:
+    if isinstance(credentials, LoginCredentials):  # before StaticCredentials, which it extends
+        return {"kind": "login", "state": credentials.state()}
     if isinstance(credentials, ClerkCredentials):
         return {"kind": "clerk", "sub": credentials.sub, "org": asdict(credentials.org) if credentials.org else None}
     if isinstance(credentials, StaticCredentials):
@@ -71,6 +74,8 @@ def _load_credentials(data: dict[str, Any], issuer: Issuer) -> Credentials:
         org = data["org"]
         active = ActiveOrg(org["id"], org["slug"], org["role"], tuple(org["permissions"])) if org else None
         return ClerkCredentials(issuer, data["sub"], active)
+    if data["kind"] == "login":
+        return LoginCredentials.restore(data["state"])
     if data["kind"] == "static":
         headers = tuple((k, v) for k, v in data["headers"])
         return StaticCredentials(headers, tuple((k, v) for k, v in data["cookies"]))

@@ -33,8 +33,7 @@ def principal_names(config: TargetConfig) -> tuple[str, ...]:
     """The principals a run acts as: those the config declares, or the Clerk world's, then anonymous."""
     if config.principals:
         return (*(p.name for p in config.principals), "anonymous")
-    roles = [r for r in dict.fromkeys([*config.roles.read_only, *config.roles.seeded]) if r != config.admin_role]
-    per_org = [f"admin ({config.admin_role})", *roles, "member without a role"]
+    per_org = [f"admin ({config.admin_role})", *config.roles.member_roles, "member without a role"]
     return (*(f"org{n} {who}" for n in (1, 2) for who in per_org), "anonymous")
 
 

@@ -10,11 +10,9 @@ import random
 import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from harness.config.model import TargetConfig, load_schema_file
 from harness.engine.exchange import Caller
 from harness.errors import ConfigError, TargetUnreachable
 
@@ -178,34 +176,22 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
     return text
 
 
-def load_schema(
-    config_source: str, *, base_url: str | None, path: str | None, file: str | None, transport: Any = None
-) -> dict[str, Any]:
-    """The target's OpenAPI document, from a local file or read anonymously from the target as any client would.
-
-    Anything that is not an OpenAPI document (an HTML page, a 404, other JSON) is a config error naming the
-    field, never a run that goes on to answer NO.
-    """
-    if file is not None:
-        where = f"config {config_source}: [target] schema_file {file}"
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
-        try:
-            document = yaml.safe_load(text)  # YAML is a superset of JSON: one parser for both
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where} is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
-        return _openapi(document, where)
-    assert base_url is not None and path is not None
+def load_schema(config: TargetConfig, base_url: str | None, *, transport: Any = None) -> dict[str, Any]:
+    """The target's OpenAPI document: the config's local `schema_file`, or read anonymously from the target as any
+    client would. Anything that is not an OpenAPI document (an HTML page, a 404, other JSON) is a config error
+    naming the field, never a run that goes on to answer NO."""
+    if config.schema_file is not None:
+        return _openapi(load_schema_file(config), f"config {config.source}: [target] schema_file {config.schema_file}")
+    if base_url is None or config.schema is None:
+        raise ConfigError(f"config {config.source}: [target] schema: a path on the target needs the target's URL")
     with Caller(base_url, transport=transport) as anonymous:
-        got = anonymous.call("GET", path)
-    where = f"config {config_source}: [target] schema {path}"
+        got = anonymous.call("GET", config.schema)
+    where = f"config {config.source}: [target] schema {config.schema}"
     if not got.answered:
-        raise TargetUnreachable(f"{base_url}{path} did not answer: {got.failure}")
+        raise TargetUnreachable(f"{base_url}{config.schema} did not answer: {got.failure}")
     if not got.ok:
         raise ConfigError(f"{where} answered {got.status}, not an OpenAPI document")
-    return _openapi(got.json(), where + f" answered {got.headers.get('content-type', 'something')}, which")
+    return _openapi(got.json(), f"{where} answered {got.headers.get('content-type', 'something')}, which")
 
 
 def _openapi(document: Any, where: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from harness.clerk import jwks
 from harness.clerk.issuer import Issuer
 from harness.clerk.webhooks import new_secret
 from harness.config.model import TargetConfig
+from harness.config.placeholders import fill_template
 from harness.errors import ConfigError, TargetUnreachable
 from harness.target.postgres import fresh_database, server_url
 
@@ -207,6 +208,7 @@ class EmbeddedTarget:
                 "issuer": issuer.issuer_url,
                 "authorized_party": issuer.authorized_party,
                 "faults": ",".join(self.faults),
+                "config_dir": str(self.config.config_dir),
             }
             command = [_fill(part, values) for part in self.config.embedded.command]
             env = {**os.environ, **{k: _fill(v, values) for k, v in self.config.embedded.env.items()}}
@@ -247,10 +249,8 @@ class EmbeddedTarget:
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"embedded template {template!r} uses an unknown placeholder: {exc}") from None
+    # The config reader refused every placeholder `values` does not fill, so this leaves none behind.
+    return str(fill_template(template, values))
 
 
 def _free_port() -> int:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -147,9 +146,10 @@ def test_parse_jwt_refuses_what_is_not_a_jws(value: str) -> None:
 
 
 def test_a_remote_targets_webhook_secret_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = replace(load_config(default_config_path()), webhooks=WebhooksConfig("/hooks", "SHOP_HOOK_SECRET"))
+    hooks = WebhooksConfig(clerk="/hooks", secret_env="SHOP_HOOK_SECRET")
+    config = load_config(default_config_path()).model_copy(update={"webhooks": hooks})
     monkeypatch.setenv("SHOP_HOOK_SECRET", "whsec_c2VjcmV0")
     assert RemoteTarget("http://127.0.0.1:9", config).webhook_secret == "whsec_c2VjcmV0"
     monkeypatch.delenv("SHOP_HOOK_SECRET")
     assert RemoteTarget("http://127.0.0.1:9", config).webhook_secret is None
-    assert RemoteTarget("http://127.0.0.1:9", replace(config, webhooks=None)).webhook_secret is None
+    assert RemoteTarget("http://127.0.0.1:9", config.model_copy(update={"webhooks": None})).webhook_secret is None

@@ -1,0 +1,1 @@
+"""Tests of harness.config: the target config file."""

@@ -1,0 +1,111 @@
+"""The fuzz engine and its checks, in-process against a fake API: what is sent, what is never sent, and
+what a misbehaving target costs (the findings of that request, never the run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.checks.findings import FindingKind
+from harness.checks.fuzz import FuzzResult, fuzz
+from harness.engine.fuzz import FuzzLimits
+from harness.engine.guard import GuardedTransport
+from tests.harness.fakes import SCHEMA, FakeApi, fake_config, fake_world
+
+BASE = "http://items.test"
+
+
+def _fuzz(tmp_path: Path, api: FakeApi, **options: object) -> FuzzResult:
+    config = fake_config(tmp_path)
+    never = [(ref.method, ref.path) for ref in config.fuzz.never]
+    transport = GuardedTransport(never, inner=api.transport())
+    return fuzz(BASE, config, fake_world(api), SCHEMA, 7, transport=transport, **options)  # type: ignore[arg-type]
+
+
+def _kinds(result: FuzzResult) -> set[FindingKind]:
+    return {f.kind for f in result.findings}
+
+
+def test_secure_api_gives_no_finding_and_never_calls_the_reset(tmp_path: Path) -> None:
+    api = FakeApi()
+    result = _fuzz(tmp_path, api)
+    assert result.findings == (), [f.line() for f in result.findings]
+    assert api.requests["POST /admin/reset"] == 0
+    assert result.run.never == ("POST /admin/reset",)
+    assert result.requests > 50 and result.run.stopped is None
+
+
+def test_never_holds_even_when_every_phase_would_call_it(tmp_path: Path) -> None:
+    """The guard refuses, before sending, a never-listed request whoever builds it."""
+    api = FakeApi()
+    guard = GuardedTransport([("POST", "/admin/*"), ("*", "/items/{item_id}")], inner=api.transport())
+    with httpx.Client(base_url=BASE, transport=guard) as client:
+        with pytest.raises(httpx.TransportError, match="never"):
+            client.post("/admin/reset")
+        with pytest.raises(httpx.TransportError, match="never"):
+            client.delete("/items/3")
+        assert client.get("/items", headers={"X-Key": "key-a-admin"}).status_code == 200
+    assert api.requests["POST /admin/reset"] == 0 and api.requests["DELETE /items/{item_id}"] == 0
+    assert guard.refused == {"POST /admin/reset": 1, "DELETE /items/3": 1}
+
+
+@pytest.mark.parametrize(
+    ("flaw", "kind", "operation"),
+    [
+        ("bola", FindingKind.CROSS_ORG_READ, "GET /items/{item_id}"),
+        ("oracle", FindingKind.EXISTENCE_ORACLE, "GET /items/{item_id}"),
+        ("viewer_writes", FindingKind.NOT_REFUSED, "POST /items"),
+        ("list_leak", FindingKind.FOREIGN_MARKER, "GET /items"),
+    ],
+)
+def test_each_flaw_is_found_where_it_is(tmp_path: Path, flaw: str, kind: FindingKind, operation: str) -> None:
+    result = _fuzz(tmp_path, FakeApi(flaws=frozenset({flaw})))
+    assert any(f.kind is kind and f.operation == operation for f in result.findings), [
+        f.line() for f in result.findings
+    ]
+    first = next(f for f in result.findings if f.kind is kind)
+    assert first.exchange is not None and first.repro.startswith("curl ")
+    assert "key-" not in first.repro  # the API key is `$IAM_TOKEN_<PRINCIPAL>`, never the secret itself
+
+
+def test_an_integer_id_nobody_has_is_the_control(tmp_path: Path) -> None:
+    """The control id has the parameter's type: an integer parameter gets an integer, so a secure API that
+    answers 422 to a uuid but 404 to a missing integer gives no existence oracle."""
+    result = _fuzz(tmp_path, FakeApi())
+    assert FindingKind.EXISTENCE_ORACLE not in _kinds(result)
+
+
+def test_a_reset_after_a_500_is_retried_and_costs_nothing(tmp_path: Path) -> None:
+    api = FakeApi(flaws=frozenset({"crash", "reset_after_500"}))
+    result = _fuzz(tmp_path, api)
+    assert result.run.retried >= 1 and result.run.stopped is None
+    assert _kinds(result) == {FindingKind.SERVER_ERROR}  # the 500 itself, and nothing lost after it
+
+
+def test_a_target_that_stops_answering_ends_the_run_with_what_it_found(tmp_path: Path) -> None:
+    api = FakeApi(flaws=frozenset({"bola"}))
+    config = fake_config(tmp_path)
+    world = fake_world(api)
+    answered = 0
+
+    def failing(request: object) -> object:
+        nonlocal answered
+        answered += 1
+        if answered > 40:
+            api.down = True
+        return api(request)  # type: ignore[arg-type]
+
+    result = fuzz(BASE, config, world, SCHEMA, 7, transport=httpx.MockTransport(failing))  # type: ignore[arg-type]
+    assert result.run.stopped is not None and "stopped answering" in result.run.stopped
+    assert FindingKind.CROSS_ORG_READ in _kinds(result)  # found before the target went down, and kept
+    stop = next(f for f in result.findings if f.kind is FindingKind.BUDGET_EXHAUSTED)
+    assert {"M3", "M4"} <= set(stop.checks)
+
+
+def test_a_budget_ends_the_run_as_partial_coverage(tmp_path: Path) -> None:
+    result = _fuzz(tmp_path, FakeApi(), limits=FuzzLimits(max_requests=20))
+    assert result.requests == 20
+    assert result.run.stopped is not None and "request budget" in result.run.stopped
+    assert any(f.kind is FindingKind.BUDGET_EXHAUSTED and "M4" in f.checks for f in result.findings)

@@ -1,0 +1,96 @@
+"""The harness on practice targets unlike the reference app, each described by its config file alone.
+
+The library (Starlette): users registered by `[[setup]]`, a form-encoded OAuth2 login, integer loan ids given
+only in `Location`, books whose id is the title the harness sent, a destructive reset listed under `never`.
+The flaky server (the standard library's): closes its keep-alive connection after every 500, and may answer
+slowly. Each secure build must come out clean, each planted flaw must be found where it is, and the reset
+must never be requested, by any phase of a whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.targets.flaky_app import serving_flaky
+from tests.targets.library_app import create_library_app, request_counts
+from tests.targets.serve import serving
+
+pytestmark = pytest.mark.e2e
+
+TARGETS = Path(__file__).parent / "targets"
+RUN_TIMEOUT = 240
+
+
+def _run(base: str, config: str, report_dir: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(TARGETS / config), "--seed", "3",
+         "--report-dir", str(report_dir), *extra],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+    )  # fmt: skip
+    path = report_dir / "report.json"
+    assert path.exists(), done.stdout + done.stderr
+    report: dict[str, Any] = json.loads(path.read_text())
+    return done.returncode, report, done.stdout + done.stderr
+
+
+def _answers(report: dict[str, Any]) -> dict[str, str]:
+    return {c["id"]: c["answer"] for c in report["checks"]}
+
+
+def _text(report: dict[str, Any], check_id: str) -> str:
+    check = next(c for c in report["checks"] if c["id"] == check_id)
+    return json.dumps(check)
+
+
+def test_secure_library_is_clean_and_its_reset_is_never_called(tmp_path: Path) -> None:
+    app = create_library_app()
+    with serving(app, "/health") as base:
+        code, report, output = _run(base, "library.toml", tmp_path)
+    counts = request_counts(app)
+    assert counts["POST /admin/reset"] == 0, counts
+    answers = _answers(report)
+    assert answers["M3"] == answers["M4"] == answers["I3"] == answers["O1"] == "YES", json.dumps(report)[:4000]
+    assert code == 0 and report["answer"] == "YES", output[-3000:]
+    assert counts["POST /token"] >= 4 and counts["POST /register"] >= 4  # setup and form logins really ran
+    assert counts["GET /loans/{loan_id}"] > 0 and counts["GET /books/{title}"] > 0  # both canaries planted and read
+    assert "never" in output and "POST /admin/reset" in output  # the plan said so before anything was sent
+
+
+@pytest.mark.parametrize(
+    ("flaw", "check", "kind", "operation"),
+    [
+        ("book_bola", "M4", "CrossOrgRead", "GET /books/{title}"),
+        ("loan_idor", "M4", "CrossOrgRead", "GET /loans/{loan_id}"),
+        ("existence_oracle", "M4", "ExistenceOracle", "GET /loans/{loan_id}"),
+        ("reader_can_write", "M3", "NotRefused", "PUT /books/{title}"),
+        ("search_leak", "M4", "ForeignMarker", "GET /books"),
+    ],
+)
+def test_each_planted_library_flaw_is_found(tmp_path: Path, flaw: str, check: str, kind: str, operation: str) -> None:
+    app = create_library_app(flaws=frozenset({flaw}))
+    with serving(app, "/health") as base:
+        code, report, output = _run(base, "library.toml", tmp_path, "-k", "fuzz")
+    assert request_counts(app)["POST /admin/reset"] == 0
+    assert code == 1 and _answers(report)[check] == "NO", output[-3000:]
+    text = _text(report, check)
+    assert kind in text and operation in text, text[:3000]
+
+
+def test_a_server_that_resets_after_each_500_costs_the_run_nothing(tmp_path: Path) -> None:
+    with serving_flaky(close_after_500=True, leak=True, slow_seconds=0.05) as server:
+        code, report, output = _run(server.base_url, "flaky.toml", tmp_path, "-k", "fuzz")
+        assert code == 1  # the 500 and the leak are NOs; the run itself completed
+        resets = server.resets
+    answers = _answers(report)
+    assert resets > 0, "the server never reset a connection: the test proves nothing"
+    assert answers["M4"] == "NO" and "CrossOrgRead" in _text(report, "M4"), output[-3000:]  # the leak, found
+    assert answers["O1"] == "NO" and "ServerError" in _text(report, "O1")  # the 500 itself
+    assert answers["M3"] == "YES", _text(report, "M3")[:3000]  # nothing else: no false alarm from the resets
+    assert "retried on a fresh connection" in _text(report, "M4")
+    assert "Traceback" not in output
