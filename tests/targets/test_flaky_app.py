@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.config.model import load_config
 from tests.targets.flaky_app import (
     API_KEYS,
     EAST_EDITOR_KEY,
@@ -58,12 +58,12 @@ def test_keys_are_one_editor_and_one_viewer_per_tenant() -> None:
     assert API_KEYS[EAST_EDITOR_KEY] == ("east", "editor") and API_KEYS[WEST_VIEWER_KEY] == ("west", "viewer")
 
 
-def test_the_draft_config_uses_the_module_keys() -> None:
-    """Not the harness's loader (it is being rewritten): only that the draft parses and its keys are these."""
-    config = tomllib.loads((Path(__file__).parent / "flaky.toml").read_text())
-    principals = {p["headers"]["X-Api-Key"]: (p["org"], p["role"]) for p in config["principals"]}
+def test_its_config_loads_with_the_module_keys() -> None:
+    """The harness's own loader reads flaky.toml; its principals present exactly this module's keys."""
+    config = load_config(Path(__file__).parent / "flaky.toml")
+    principals = {p.headers["X-Api-Key"]: (p.org, p.role) for p in config.principals}
     assert principals == dict(API_KEYS)
-    assert [(c["create"], c["read"], c["id"]) for c in config["canaries"]] == [("POST /notes", "GET /notes/{id}", "id")]
+    assert [(str(c.create), str(c.read)) for c in config.canaries] == [("POST /notes", "GET /notes/{id}")]
 
 
 def test_health_and_schema_are_public(server: FlakyServer) -> None:

@@ -10,7 +10,6 @@ import json
 import socket
 import threading
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,8 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from harness.config.model import load_config
+from harness.config.operations import unmatched
 from tests.targets.library_app import FLAWS, OPENAPI_PATH, create_library_app, openapi_text, request_counts
 
 BASE = "http://library.test"
@@ -164,16 +165,14 @@ def test_health_and_the_schema_are_public_and_the_schema_file_is_what_is_served(
     assert operations == set(_ALL_ROUTES)
 
 
-def test_the_draft_config_names_only_operations_of_the_schema() -> None:
-    """Not the harness's loader (it is being rewritten): only that the draft parses and points at real routes."""
-    config = tomllib.loads((OPENAPI_PATH.parent / "library.toml").read_text())
-    assert config["target"]["schema"] == "{config_dir}/" + OPENAPI_PATH.name
-    named = [step["request"] for step in config["setup"]] + [p["login"]["request"] for p in config["principals"]]
-    named += [c["create"] for c in config["canaries"]] + config["fuzz"]["public"] + config["fuzz"]["never"]
-    named += [c["read"].replace("{id}", "{" + c["param"] + "}") for c in config["canaries"]]
-    assert set(named) <= set(_ALL_ROUTES)
-    assert config["fuzz"]["never"] == ["POST /admin/reset"]
-    assert {(p["org"], p["role"]) for p in config["principals"]} == {
+def test_its_config_loads_and_names_only_operations_of_the_schema() -> None:
+    """The harness's own loader reads library.toml, and every operation it names is one the app serves."""
+    config = load_config(OPENAPI_PATH.parent / "library.toml")
+    assert config.schema_file == OPENAPI_PATH
+    served = [(route.split(" ", 1)[0], route.split(" ", 1)[1]) for route in _ALL_ROUTES]
+    assert unmatched([ref for _, ref in config.named_operations()], served) == []
+    assert [str(p) for p in config.fuzz.never] == ["POST /admin/reset"]
+    assert {(p.org, p.role) for p in config.principals} == {
         (org, role) for org in ("north", "south") for role in ("librarian", "reader")
     }
 
