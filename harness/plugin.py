@@ -34,7 +34,7 @@ from harness.config.model import TargetConfig, load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.engine.handover import dump_issuer, dump_target, load_issuer, load_target
 from harness.errors import ConfigError, HarnessError
-from harness.report.document import write_json
+from harness.report.document import coverage_json, write_json
 from harness.report.evidence import Evidence
 from harness.report.junit import write_junit
 from harness.report.markdown import write_markdown
@@ -347,21 +347,11 @@ def pytest_runtest_makereport(
         # A finding turns its checks NO even if the scenario passed: it gets a repro line too.
         "repro": _repro(item, state) if not report.passed or findings else None,
         "findings": [f.to_json() for f in findings],
-        "coverage": [_coverage_json(row) for row in found.coverage] if found else [],
+        "coverage": [coverage_json(row) for row in found.coverage] if found else [],
         "tokens": [[h.variable, h.principal, h.how] for h in found.tokens] if found else [],
     }
     report.user_properties.append((_OUTCOME, json.dumps(outcome)))
     return report
-
-
-def _coverage_json(row: CoverageRow) -> dict[str, Any]:
-    return {
-        "operation": row.operation,
-        "principal": row.principal,
-        "requests": row.requests,
-        "families": list(row.families),
-        "note": row.note,
-    }
 
 
 def _outcome(raw: dict[str, Any]) -> ScenarioOutcome:

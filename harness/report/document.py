@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.report.model import CheckResult, CoverageRow, Report, TokenHint
 
-__all__ = ["SCHEMA_VERSION", "report_schema", "to_json", "write_json"]
+__all__ = ["SCHEMA_VERSION", "coverage_json", "report_schema", "to_json", "write_json"]
 
 SCHEMA_VERSION = 2
 SCHEMA_FILE = "report.schema.json"
@@ -37,7 +37,8 @@ def _check(c: CheckResult) -> dict[str, Any]:
     }
 
 
-def _coverage(row: CoverageRow) -> dict[str, Any]:
+def coverage_json(row: CoverageRow) -> dict[str, Any]:
+    """One coverage row as report.json holds it (and as it travels from a parallel worker)."""
     return {
         "operation": row.operation,
         "principal": row.principal,
@@ -65,7 +66,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "error_kind": report.error_kind.value if report.error_kind is not None else None,
         "interrupted": report.interrupted,
         "checks": [_check(c) for c in report.checks],
-        "coverage": [_coverage(row) for row in report.coverage],
+        "coverage": [coverage_json(row) for row in report.coverage],
         "tokens": [_token(hint) for hint in report.tokens],
     }
 
