@@ -102,6 +102,9 @@ def _run(args: argparse.Namespace) -> int:
         "-v" if args.verbose else "-q",
         "--no-header",
         "-W", "ignore::DeprecationWarning",
+        # This front end imports the plugin (and schemathesis under it) before pytest starts, to be handed the
+        # report; pytest then cannot rewrite their asserts, which only its own test modules need.
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
     ]  # fmt: skip
     if args.config:
         pytest_args.append(f"--target-config={config_path}")
