@@ -1,8 +1,10 @@
 """The pytest plugin: options, the `decides` marker, thin fixtures, and the report at the end of a run.
 
 Scenarios are pytest tests marked `@pytest.mark.decides("M1", ...)`. Each outcome travels on the test
-report's `user_properties` (so it survives pytest-xdist), and the run's answers are decided once, at
-the end, from all of them.
+report's `user_properties` as JSON (so it survives pytest-xdist) and is rebuilt into typed findings, coverage
+rows and token hints on arrival; the run's answers are decided once, at the end, from all of them. Scenarios
+whose every check is N/A for the target's config are deselected. The built `Report` is written (report.json,
+report.md, junit.xml) and handed to the `pytest_harness_report` hook, which is how the CLI gets it in-process.
 """
 
 from __future__ import annotations
@@ -10,29 +12,46 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 from playwright.sync_api import Browser
 from rich.console import Console
 
 from harness.browser import driver as browser_driver
+from harness.checks.catalogue import CATALOGUE
+from harness.checks.findings import Finding
 from harness.clerk.issuer import Issuer
 from harness.config.model import TargetConfig, load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.engine.handover import dump_issuer, dump_target, load_issuer, load_target
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
+from harness.report.document import coverage_json, write_json
 from harness.report.evidence import NOT_APPLICABLE, Evidence
-from harness.report.markdown import print_table, write_markdown
-from harness.report.model import Answer, Report, ScenarioOutcome, decide, write_json
+from harness.report.junit import write_junit
+from harness.report.markdown import write_markdown
+from harness.report.model import (
+    NEVER_NOT_APPLICABLE,
+    Answer,
+    CoverageRow,
+    ErrorKind,
+    Report,
+    ScenarioOutcome,
+    TokenHint,
+    decide,
+)
+from harness.report.terminal import print_table
 from harness.target.launch import launch
 from harness.target.running import Target
 
-__all__ = ["RUNNING_KEY", "RunState", "record_error", "run_seed"]
+__all__ = ["RUNNING_KEY", "ReportHolder", "RunState", "build_report", "record_error", "run_seed"]
 
 _OUTCOME = "iam_outcome"
 _EVIDENCE_KEY = pytest.StashKey[Evidence]()
@@ -51,9 +70,40 @@ class RunState:
     report_dir: Path | None
     target: str = "not started"
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
+    interrupted: bool = False
     outcomes: list[ScenarioOutcome] = field(default_factory=list)
     scenarios_seen: int = 0
+    not_applicable: dict[str, str] | None = None  # read from the target's config once it is needed
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    clock: float = field(default_factory=time.monotonic)
+
+
+_hookspec = pluggy.HookspecMarker("pytest")
+
+
+class _Hooks:
+    """The hooks this plugin adds."""
+
+    @_hookspec
+    def pytest_harness_report(self, report: Report, config: pytest.Config) -> None:
+        """Called once at the end of a conformance run, on the controller, with the report just built."""
+
+
+class ReportHolder:
+    """A plugin object for `pytest.main(..., plugins=[holder])`: it keeps the run's report, so that a front end
+    takes its answer from the run itself rather than from a file on disk."""
+
+    def __init__(self) -> None:
+        self.report: Report | None = None
+
+    def pytest_harness_report(self, report: Report, config: pytest.Config) -> None:
+        """Keep the report."""
+        self.report = report
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(_Hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
     report_dir = config.getoption("--report-dir")
     state = RunState(seed=seed, report_dir=Path(report_dir) if report_dir else None)
     config.stash[_STATE_KEY] = state
-    config.pluginmanager.register(_Recorder(state), "iam-harness-recorder")
+    config.pluginmanager.register(_Recorder(config, state), "iam-harness-recorder")
     if _is_parallel_controller(config):
         config.pluginmanager.register(_Controller(config), "iam-harness-controller")
 
@@ -241,7 +291,31 @@ def record_error(config: pytest.Config, exc: HarnessError) -> None:
     state = _state(config)
     if state.error is None:
         state.error = str(exc)
-        state.error_kind = "config" if exc.exit_code == 2 else "unreachable"
+        state.error_kind = ErrorKind.CONFIG if isinstance(exc, ConfigError) else ErrorKind.UNREACHABLE
+
+
+def _not_applicable(config: pytest.Config) -> dict[str, str]:
+    """The checks the target's config declares N/A, with their reasons. A config that names M3 or M4 (never N/A)
+    or an unknown check is a config error: the run answers NO, and those names are ignored."""
+    state = _state(config)
+    if state.not_applicable is not None:
+        return state.not_applicable
+    try:
+        # `not_applicable` is a field of newer configs; an older one declares nothing N/A.
+        declared: Mapping[str, str] = getattr(_load_target_config(config), "not_applicable", None) or {}
+    except HarnessError:
+        declared = {}  # the target_config fixture records the error where a scenario needs the config
+    known = {c.id for c in CATALOGUE}
+    if refused := sorted(k for k in declared if k in NEVER_NOT_APPLICABLE or k not in known):
+        record_error(
+            config,
+            ConfigError(
+                f"not_applicable: {', '.join(refused)} cannot be declared N/A"
+                f" (M3 and M4 never can; known checks: {', '.join(sorted(known))})"
+            ),
+        )
+    state.not_applicable = {k: str(v) for k, v in declared.items() if k not in refused}
+    return state.not_applicable
 
 
 @pytest.hookimpl(wrapper=True)
@@ -254,6 +328,7 @@ def pytest_runtest_makereport(
         return report
     found = item.stash.get(_EVIDENCE_KEY, None)
     lines = list(found.lines) if found else []
+    findings = list(found.findings) if found else []
     failure = None
     if report.skipped and NOT_APPLICABLE in _reason(call):
         return report  # the scenario cannot apply to this target: it decides nothing, either way
@@ -270,11 +345,32 @@ def pytest_runtest_makereport(
         "passed": report.passed,
         "evidence": lines,
         "failure": failure,
-        "repro": _repro(item, state) if not report.passed else None,
-        "attachments": found.attachments if found else {},
+        # A finding turns its checks NO even if the scenario passed: it gets a repro line too.
+        "repro": _repro(item, state) if not report.passed or findings else None,
+        "findings": [f.to_json() for f in findings],
+        "coverage": [coverage_json(row) for row in found.coverage] if found else [],
+        "tokens": [[h.variable, h.principal, h.how] for h in found.tokens] if found else [],
     }
     report.user_properties.append((_OUTCOME, json.dumps(outcome)))
     return report
+
+
+def _outcome(raw: dict[str, Any]) -> ScenarioOutcome:
+    """An outcome as it arrived (from this process or a worker), typed again."""
+    return ScenarioOutcome(
+        nodeid=raw["nodeid"],
+        checks=tuple(raw["checks"]),
+        passed=raw["passed"],
+        evidence=tuple(raw["evidence"]),
+        failure=raw["failure"],
+        repro=raw["repro"],
+        findings=tuple(Finding.from_json(f) for f in raw["findings"]),
+        coverage=tuple(
+            CoverageRow(r["operation"], r["principal"], r["requests"], tuple(r["families"]), r["note"])
+            for r in raw["coverage"]
+        ),
+        tokens=tuple(TokenHint(variable, principal, how) for variable, principal, how in raw["tokens"]),
+    )
 
 
 def _reason(call: pytest.CallInfo[None]) -> str:
@@ -300,28 +396,30 @@ def _repro(item: pytest.Item, state: RunState) -> str:
 class _Recorder:
     """Collects scenario outcomes as reports arrive (from this process or from xdist workers), then reports."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, config: pytest.Config, state: RunState) -> None:
+        self.config = config
         self.state = state
         self.report: Report | None = None
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.state.scenarios_seen = sum(1 for i in items if i.get_closest_marker("decides"))
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        scenarios = [i for i in items if i.get_closest_marker("decides")]
+        self.state.scenarios_seen = len(scenarios)
+        if not scenarios:
+            return  # not a conformance run: no config to read
+        not_applicable = _not_applicable(config)
+        # A scenario all of whose checks the target cannot have would only fail, or prove nothing: not run.
+        skipped = [i for i in scenarios if set(_decided(i)) <= not_applicable.keys()]
+        if skipped:
+            config.hook.pytest_deselected(items=skipped)
+            items[:] = [i for i in items if i not in skipped]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == _OUTCOME:
-                raw = json.loads(str(value))
-                self.state.outcomes.append(
-                    ScenarioOutcome(
-                        nodeid=raw["nodeid"],
-                        checks=tuple(raw["checks"]),
-                        passed=raw["passed"],
-                        evidence=tuple(raw["evidence"]),
-                        failure=raw["failure"],
-                        repro=raw["repro"],
-                        attachments=raw.get("attachments", {}),
-                    )
-                )
+                self.state.outcomes.append(_outcome(json.loads(str(value))))
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.state.interrupted = True  # Ctrl-C (or pytest.exit): the run did not finish
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -330,10 +428,12 @@ class _Recorder:
             return  # not a conformance run (e.g. the project's own tests)
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: the controller decides
-        self.report = build_report(state)
+        self.report = build_report(state, _not_applicable(session.config))
         if state.report_dir is not None:
             write_json(self.report, state.report_dir / "report.json")
             write_markdown(self.report, state.report_dir / "report.md")
+            write_junit(self.report, state.report_dir / "junit.xml")
+        session.config.hook.pytest_harness_report(report=self.report, config=session.config)
         if self.report.answer is Answer.NO and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -342,9 +442,28 @@ class _Recorder:
             print_table(self.report, Console(file=terminalreporter._tw._file, width=160))
 
 
-def build_report(state: RunState) -> Report:
+def _decided(item: pytest.Item) -> tuple[str, ...]:
+    marker = item.get_closest_marker("decides")
+    return tuple(marker.args) if marker is not None else ()
+
+
+def build_report(state: RunState, not_applicable: Mapping[str, str] | None = None) -> Report:
     """The run's report from what the plugin collected."""
-    extra: dict[str, Any] = {"error_kind": state.error_kind}
+    coverage: dict[CoverageRow, None] = {}
+    tokens: dict[str, TokenHint] = {}
     for outcome in state.outcomes:
-        extra.update(outcome.attachments)
-    return Report(state.seed, state.target, decide(state.outcomes), error=state.error, extra=extra)
+        coverage.update(dict.fromkeys(outcome.coverage))
+        for hint in outcome.tokens:
+            tokens.setdefault(hint.variable, hint)
+    return Report(
+        seed=state.seed,
+        target=state.target,
+        checks=decide(state.outcomes, not_applicable=not_applicable or {}),
+        error=state.error,
+        error_kind=state.error_kind,
+        interrupted=state.interrupted,
+        coverage=tuple(coverage),
+        tokens=tuple(tokens.values()),
+        started=state.started,
+        seconds=time.monotonic() - state.clock,
+    )

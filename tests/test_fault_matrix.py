@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness.checks.catalogue import CATALOGUE
+from tests.harness.report_support import junit_agrees, validate_report
 
 pytestmark = pytest.mark.e2e
 
@@ -129,6 +130,8 @@ def _run(tmp_path: Path, postgres_server: str, *args: str) -> tuple[int, dict[st
     )
     path = tmp_path / "report.json"
     report = json.loads(path.read_text()) if path.exists() else None
+    if report is not None:
+        validate_report(report)
     return done.returncode, report, done.stdout + done.stderr
 
 
@@ -147,7 +150,7 @@ def test_healthy_app_answers_all_yes(tmp_path: Path, postgres_server: str) -> No
     assert code == 0 and report["answer"] == "YES" and report["seed"] == SEED
     assert all(_evidence(report, c) for c in ALL)
     assert (tmp_path / "report.md").read_text().startswith("# iam-harness: YES")
-    assert (tmp_path / "junit.xml").exists()
+    junit_agrees(tmp_path, report)
     assert f"seed {SEED}" in output
 
 
@@ -156,6 +159,7 @@ def test_fault_turns_its_checks_no(tmp_path: Path, postgres_server: str, row: Ro
     scope = ("-k", row.scenarios) if row.scenarios else ()
     code, report, output = _run(tmp_path, postgres_server, "--faults", row.faults, "--fuzz-cases", FUZZ_CASES, *scope)
     assert report is not None, output
+    junit_agrees(tmp_path, report)
     answers = _answers(report)
     if not row.must_be_no and not row.scenarios:  # a fault the second wall must absorb: every check stays YES
         assert code == 0 and set(answers.values()) == {"YES"}, json.dumps(report, indent=1)[:4000]

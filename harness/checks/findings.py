@@ -7,6 +7,7 @@ principal's credential is `$IAM_TOKEN_<PRINCIPAL>` (see `harness.engine.exchange
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -135,3 +136,29 @@ class Finding:
             "exchange": exchange,
             "repro": self.repro or None,
         }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Finding:
+        """The finding back from `to_json`'s form (as it travels from a parallel worker); the exchange keeps the
+        excerpt of its body that `to_json` kept, and its repro line."""
+        seen = document.get("exchange")
+        exchange = None
+        if seen is not None:
+            exchange = Exchange(
+                method=str(seen["method"]),
+                url=str(seen["url"]),
+                status=int(seen["status"]),
+                text=str(seen["excerpt"]),
+                curl=str(document.get("repro") or ""),
+                retried=seen.get("retried"),
+                failure=seen.get("failure"),
+            )
+        return cls(
+            kind=FindingKind(document["kind"]),
+            checks=tuple(str(c) for c in document["checks"]),
+            operation=str(document["operation"]),
+            principal=str(document["principal"]),
+            detail=str(document["detail"]),
+            exchange=exchange,
+            family=str(document.get("family") or ""),
+        )

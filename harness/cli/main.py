@@ -1,13 +1,14 @@
 """The `iam-harness` command: a thin front end that runs the scenarios with pytest and sets the exit code.
 
-Exit codes: 0 every check YES; 1 any check NO; 2 usage or config error; 3 target unreachable.
+The exit code comes from the report the run hands back in-process (never from a file a stale or concurrent run
+may have written). Exit codes: 0 every check YES (or N/A); 1 any check NO; 2 usage or config error; 3 target
+unreachable; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import secrets
 import sys
 import time
@@ -22,10 +23,13 @@ from harness.cli.plan import add_plan_command, run_plan_command
 from harness.config.model import load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.errors import ConfigError, HarnessError
+from harness.plugin import ReportHolder
+from harness.report.model import Answer, ErrorKind, Report
 
 __all__ = ["main"]
 
-EXIT_YES, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_YES, EXIT_NO, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+REPORT_FILES = ("report.json", "report.md", "junit.xml")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("iam-harness: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _scenarios_dir() -> Path:
@@ -89,8 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     report_dir: Path = args.report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
-    stale = report_dir / "report.json"
-    stale.unlink(missing_ok=True)
+    for name in REPORT_FILES:  # a run that writes no report must not leave an older one looking like its own
+        (report_dir / name).unlink(missing_ok=True)
     print(f"iam-harness: seed {seed}, target {args.target}, faults {','.join(faults) or 'none'}", flush=True)
     pytest_args = [
         str(_scenarios_dir()),
@@ -103,11 +107,12 @@ def _run(args: argparse.Namespace) -> int:
         f"--faults={','.join(faults)}",
         f"--seed={seed}",
         f"--report-dir={report_dir}",
-        f"--junitxml={report_dir / 'junit.xml'}",
-        "-o", "junit_family=xunit2",
         "-v" if args.verbose else "-q",
         "--no-header",
         "-W", "ignore::DeprecationWarning",
+        # This front end imports the plugin (and schemathesis under it) before pytest starts, to be handed the
+        # report; pytest then cannot rewrite their asserts, which only its own test modules need.
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
     ]  # fmt: skip
     if args.config:
         pytest_args.append(f"--target-config={config_path}")
@@ -122,14 +127,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     started = time.monotonic()
-    code = pytest.main(pytest_args)
-    if not stale.exists():
+    holder = ReportHolder()
+    code = pytest.main(pytest_args, plugins=[holder])
+    if holder.report is None:
         if code == pytest.ExitCode.INTERRUPTED:
             raise KeyboardInterrupt
-        raise HarnessError(f"the run wrote no report (pytest exit {int(code)})")
-    document = json.loads(stale.read_text(encoding="utf-8"))
-    print(f"iam-harness: {document['answer']} in {time.monotonic() - started:.1f} s; report in {report_dir}")
-    if document.get("error"):
-        print(f"iam-harness: {document['error']}", file=sys.stderr)
-        return EXIT_USAGE if document.get("error_kind") == "config" else EXIT_UNREACHABLE
-    return EXIT_YES if document["answer"] == "YES" else EXIT_NO
+        raise HarnessError(f"the run produced no report (pytest exit {int(code)})")
+    return _exit_code(holder.report, time.monotonic() - started, report_dir)
+
+
+def _exit_code(report: Report, seconds: float, report_dir: Path) -> int:
+    """Say the run's answer and turn it into the exit code."""
+    if report.interrupted:
+        print(f"iam-harness: interrupted after {seconds:.1f} s; the partial report is in {report_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"iam-harness: {report.answer.value} in {seconds:.1f} s; report in {report_dir}")
+    if report.error is not None:
+        print(f"iam-harness: {report.error}", file=sys.stderr)
+        return EXIT_USAGE if report.error_kind is ErrorKind.CONFIG else EXIT_UNREACHABLE
+    return EXIT_YES if report.answer is Answer.YES else EXIT_NO

@@ -1,68 +1,149 @@
-"""Human-readable renderings of a report: Markdown for the owner and CI summaries, a terminal table."""
+"""report.md: the one-page YES/NO table first, then per check its evidence and its findings grouped by kind,
+the coverage table, and how to set each token variable the repro lines read.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from harness.checks.findings import Finding, FindingKind, Severity
+from harness.report.model import Answer, CheckResult, Report, TokenHint
 
-from harness.report.model import Answer, CheckResult, Report
-
-__all__ = ["markdown", "print_table", "write_markdown"]
+__all__ = ["MAX_DETAIL_LINES", "MAX_FINDINGS_PER_KIND", "markdown", "summary_line", "used_variables", "write_markdown"]
 
 MAX_DETAIL_LINES = 40
+MAX_FINDINGS_PER_KIND = 5
+_SEVERITY_ORDER = {s: n for n, s in enumerate(Severity)}  # critical first
+# A credential variable in a repro line: `$IAM_TOKEN_ORG1_ADMIN`, or `${IAM_TOKEN_...}`.
+_VARIABLE = re.compile(r"\$\{?(IAM_TOKEN_[A-Z0-9_]+)")
 
 
-def _line(check: CheckResult) -> str:
-    """The one line that stands for a check: its first failure for a NO, its conclusion for a YES."""
-    if not check.evidence:
-        return ""
-    line = check.evidence[0] if check.answer is Answer.NO else check.evidence[-1]
-    return line.replace("|", "\\|").replace("\n", " ")
+def summary_line(check: CheckResult) -> str:
+    """The one line that stands for a check: its reason for a NO or an N/A, its conclusion for a YES."""
+    if check.answer is not Answer.YES and check.reason:
+        return check.reason
+    return check.evidence[-1] if check.evidence else ""
+
+
+def _cell(text: str) -> str:
+    """Text that cannot break a table row."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """A code span that holds `text` as it is, backticks and all."""
+    text = text.replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"{fence}{text}{fence}"
+
+
+def _evidence_line(line: str) -> str:
+    return f"- {_code(line)}" if line.startswith(("curl ", "repro: ")) else f"- {line}"
 
 
 def markdown(report: Report) -> str:
-    """The one-page report: the answers first, one line of evidence each, then the details."""
-    out = [
-        f"# iam-harness: {report.answer.value}",
-        "",
-        f"Target: {report.target}  ",
-        f"Seed: {report.seed}",
-        "",
-    ]
+    """The whole report.md."""
+    out = [f"# iam-harness: {report.answer.value}", "", f"Target: {report.target}  ", f"Seed: {report.seed}  "]
+    if report.started:
+        out.append(f"Started: {report.started}, {report.seconds:.1f} s  ")
+    out.append("")
+    if report.interrupted:
+        out += ["**Interrupted:** the run did not finish, so its answer is NO.", ""]
     if report.error:
-        out += [f"**Run error:** {report.error}", ""]
-    out += ["| check | question | answer | evidence |", "|---|---|---|---|"]
+        kind = f" ({report.error_kind.value})" if report.error_kind is not None else ""
+        out += [f"**Run error{kind}:** {report.error}", ""]
+    out += ["| check | question | answer | findings | evidence |", "|---|---|---|---|---|"]
     for c in report.checks:
         answer = f"**{c.answer.value}**" if c.answer is Answer.NO else c.answer.value
-        out.append(f"| {c.id} | {c.question} | {answer} | {_line(c)} |")
+        found = str(len(c.findings)) if c.findings else ""
+        out.append(f"| {c.id} | {_cell(c.question)} | {answer} | {found} | {_cell(summary_line(c))} |")
     out.append("")
     for c in report.checks:
-        out += [f"## {c.id} {c.answer.value}: {c.question}", ""]
-        out += [f"- `{e}`" if e.startswith(("curl ", "repro: ")) else f"- {e}" for e in c.evidence[:MAX_DETAIL_LINES]]
-        if len(c.evidence) > MAX_DETAIL_LINES:
-            out.append(f"- ... {len(c.evidence) - MAX_DETAIL_LINES} more lines in report.json")
-        out.append("")
+        out += _check_section(c)
     out += _coverage(report)
-    return "\n".join(out)
+    out += _tokens(report)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _check_section(check: CheckResult) -> list[str]:
+    out = [f"## {check.id} {check.answer.value}: {check.question}", ""]
+    if check.answer is Answer.NA:
+        out += [f"Not applicable to this target: {check.reason}", ""]
+    out += [_evidence_line(line) for line in check.evidence[:MAX_DETAIL_LINES]]
+    if len(check.evidence) > MAX_DETAIL_LINES:
+        out.append(f"- ... {len(check.evidence) - MAX_DETAIL_LINES} more lines in report.json")
+    out.append("")
+    return out + _findings(check.findings)
+
+
+def _findings(findings: Iterable[Finding]) -> list[str]:
+    """The findings grouped by kind, the worst kinds first; the first few of each, the rest counted."""
+    by_kind: dict[FindingKind, list[Finding]] = {}
+    for finding in findings:
+        by_kind.setdefault(finding.kind, []).append(finding)
+    out: list[str] = []
+    for kind in sorted(by_kind, key=lambda k: (_SEVERITY_ORDER[k.severity], -len(by_kind[k]), k.value)):
+        group = by_kind[kind]
+        out += [f"### {kind.value} ({kind.severity.value}): {len(group)}", ""]
+        for finding in group[:MAX_FINDINGS_PER_KIND]:
+            out.append(f"- {finding.principal} {_code(finding.operation)}: {finding.detail}")
+            if finding.repro:
+                out.append(f"  {_code(finding.repro)}")
+        if len(group) > MAX_FINDINGS_PER_KIND:
+            out.append(f"- and {len(group) - MAX_FINDINGS_PER_KIND} more {kind.value} findings in report.json")
+        out.append("")
+    return out
 
 
 def _coverage(report: Report) -> list[str]:
     """Operations x principals: how many requests each pair was exercised with, or why not."""
-    rows = report.extra.get("coverage")
-    if not isinstance(rows, list) or not rows:
+    if not report.coverage:
         return []
-    principals = sorted({str(r["principal"]) for r in rows})
+    principals = sorted({r.principal for r in report.coverage})
     cells: dict[str, dict[str, str]] = {}
-    for r in rows:
-        text = str(r["requests"]) if r["requests"] else f"not exercised: {r['note'] or 'no reason recorded'}"
-        cells.setdefault(str(r["operation"]), {})[str(r["principal"])] = text
+    for r in report.coverage:
+        text = str(r.requests) if r.requests else f"not exercised: {r.note or 'no reason recorded'}"
+        cells.setdefault(r.operation, {})[r.principal] = _cell(text)
     out = ["## Coverage: requests per operation and principal", ""]
     out += ["| operation | " + " | ".join(principals) + " |", "|---" * (len(principals) + 1) + "|"]
     for operation in sorted(cells):
-        out.append(f"| {operation} | " + " | ".join(cells[operation].get(p, "-") for p in principals) + " |")
+        out.append(f"| {_cell(operation)} | " + " | ".join(cells[operation].get(p, "-") for p in principals) + " |")
+    return [*out, ""]
+
+
+def used_variables(report: Report) -> list[str]:
+    """Every `IAM_TOKEN_...` variable a repro line of the report reads, in the order they first appear."""
+    texts = [f.repro for c in report.checks for f in c.findings] + [line for c in report.checks for line in c.evidence]
+    found: dict[str, None] = {}
+    for text in texts:
+        for variable in _VARIABLE.findall(text):
+            found.setdefault(variable, None)
+    return list(found)
+
+
+def _how(variable: str, hints: dict[str, TokenHint]) -> str:
+    if variable in hints:
+        return _code(hints[variable].how)
+    # `$IAM_TOKEN_<PRINCIPAL>_<HEADER>`: a secret header beside the principal's credential.
+    owner = max((v for v in hints if variable.startswith(v + "_")), key=len, default=None)
+    if owner is not None:
+        return f"the value of that header for {hints[owner].principal} (from the target's config)"
+    return "no command recorded: set it to that principal's credential"
+
+
+def _tokens(report: Report) -> list[str]:
+    """Each token variable used by the repro lines, with the command that sets it, once."""
+    variables = used_variables(report)
+    if not variables:
+        return []
+    hints = {h.variable: h for h in report.tokens}
+    out = ["## Tokens", "", "The repro lines read each credential from an environment variable. Set it first:", ""]
+    for variable in variables:
+        who = f" ({hints[variable].principal})" if variable in hints else ""
+        out.append(f"- `${variable}`{who}: {_how(variable, hints)}")
     return [*out, ""]
 
 
@@ -70,20 +151,3 @@ def write_markdown(report: Report, path: Path) -> None:
     """Write report.md."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(report), encoding="utf-8")
-
-
-def print_table(report: Report, console: Console | None = None) -> None:
-    """The answers as a terminal table."""
-    console = console or Console()
-    table = Table(title=f"iam-harness: {report.answer.value}  (seed {report.seed})", title_justify="left")
-    table.add_column("check")
-    table.add_column("question")
-    table.add_column("answer")
-    table.add_column("evidence", overflow="fold", max_width=70)
-    for c in report.checks:
-        style = "green" if c.answer is Answer.YES else "bold red"
-        table.add_row(c.id, escape(c.question), f"[{style}]{c.answer.value}[/]", escape(_line(c)[:300]))
-    console.print(table)
-    console.print(f"target: {escape(report.target)}")
-    if report.error:
-        console.print(f"[bold red]run error:[/] {escape(report.error)}")
