@@ -76,13 +76,13 @@ def plan_lines(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
     return [*lines, plan_summary(config, schema)]
 
 
-def plan_summary(config: TargetConfig, schema: dict[str, Any]) -> str:
-    """One line: how many operations and principals, and which operations are never called."""
+def plan_summary(config: TargetConfig, schema: dict[str, Any], cases: int | None = None) -> str:
+    """One line: how many operations and principals, `cases` each (the config's), and what is never called."""
     planned = plan(config, schema)
     called = [p for p in planned if not p.never]
     never = [p.operation for p in planned if p.never]
     told = f"never called: {', '.join(never)}" if never else "nothing listed under never"
     return (
         f"plan: {len(called)} operations x {len(principal_names(config))} principals, "
-        f"{config.fuzz.cases} cases each; {told}"
+        f"{cases or config.fuzz.cases} cases each; {told}"
     )
