@@ -58,9 +58,11 @@ def test_planted_leak_is_found_and_only_it(tmp_path: Path, leaky: bool) -> None:
     assert m3["answer"] == "YES", m3  # owners write, auditors are refused every write, anonymous every call
     if leaky:
         assert m4["answer"] == "NO"
-        evidence = "\n".join(map(str, m4["evidence"]))  # type: ignore[call-overload]
+        evidence = json.dumps(m4)  # its evidence lines and its typed findings
         assert "GET /v2/ledgers/{ledger_id}" in evidence and "CrossOrgRead" in evidence, evidence
-        assert "PUT /v2/ledgers/{ledger_id}: answered" not in evidence  # no finding where the app is right
+        findings = m4["findings"]
+        assert isinstance(findings, list)
+        assert not [f for f in findings if f["operation"] == "PUT /v2/ledgers/{ledger_id}"]  # none where it is right
     else:
         assert m4["answer"] == "YES", m4
         assert _check(report, "I3")["answer"] == "YES"  # every owner succeeds on its own ledgers
@@ -98,7 +100,7 @@ def test_login_tokens_are_forged_from_the_real_ones(
     with _serving(leaky=False, **app_options) as base:
         report = _run(base, tmp_path, "-k", "authentication")
     c1 = _check(report, "C1")
-    evidence = "\n".join(map(str, c1["evidence"]))  # type: ignore[call-overload]
+    evidence = json.dumps(c1)  # its evidence lines and its typed findings
     assert c1["answer"] == answer, evidence
     assert named in evidence
     assert "north auditor's token sub swapped to south auditor's" in evidence

@@ -67,6 +67,8 @@ def test_role_matrix_refusals(ctx: Context) -> None:
 def test_admin_must_succeed_on_its_own_data(ctx: Context) -> None:
     admin = _who(ctx, "a admin")
     assert _kinds(admin_succeeds_on_own_data(ctx, Probe(Family.ROLE, GET_ITEM, admin, (_seen(404), _seen(200))))) == []
+    conflict = Probe(Family.ROLE, GET_ITEM, admin, (_seen(409, '{"detail": "the book is on loan"}'),))
+    assert _kinds(admin_succeeds_on_own_data(ctx, conflict)) == []  # found, and refused for its state: reached
     broken = Probe(Family.ROLE, GET_ITEM, admin, (_seen(404), _seen(404)))
     assert _kinds(admin_succeeds_on_own_data(ctx, broken)) == [FindingKind.NEVER_SUCCEEDED]
     nothing_to_address = Probe(Family.ROLE, GET_ITEM, admin, (_seen(404),), own_records=False)

@@ -19,6 +19,8 @@ Misbehaviour
   idle connection for readability before reusing it and would quietly discard it, so the reset could go unseen.
   This way a client pooling keep-alive connections reliably gets `ConnectionResetError` (`httpx.ReadError`) or
   `httpx.RemoteProtocolError` on its next request over that connection. `resets` counts the connections dropped.
+* A `note_id` that is not a uuid (the harness's malformed-id probe sends one) is the same unhandled error: the
+  real thing would have parsed it with `uuid.UUID`. So every run of the harness meets the 500 and the reset.
 * `slow_seconds > 0`: every `GET /notes/{note_id}` sleeps that long before it answers (less if the server stops).
 
 Planted flaw
@@ -322,6 +324,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(201, note.public())
 
     def _note(self, note_id: str) -> None:
+        try:
+            uuid.UUID(note_id)
+        except ValueError:
+            self._crash()
+            return
         slow = self.server.options.slow_seconds
         if self.command == "GET" and slow > 0:
             self.server.stopping.wait(slow)

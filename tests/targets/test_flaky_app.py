@@ -201,6 +201,15 @@ def test_a_500_then_the_pooled_connection_is_reset(body: object) -> None:
         assert server.requests["POST /notes"] == 1 and server.requests["GET /notes"] == 2  # the reset one unread
 
 
+def test_a_malformed_note_id_is_the_same_500_and_reset() -> None:
+    with serving_flaky() as server, _client(server, EAST_EDITOR_KEY) as client:
+        assert client.get("/notes/not-an-id'").status_code == 500
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+            client.get("/notes")
+        assert server.resets == 1
+        assert client.get(f"/notes/{uuid.uuid4()}").status_code == 404  # a well-formed id nobody has
+
+
 def test_the_reset_is_a_tcp_reset_not_a_clean_close(server: FlakyServer) -> None:
     body = b'{"text": 5}'
     crash = (
