@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from svix.webhooks import Webhook
 
 __all__ = ["ClerkWebhooks", "new_secret"]
 
@@ -30,6 +29,9 @@ class ClerkWebhooks:
     def __init__(
         self, base_url: str, path: str, secret: str, instance_id: str, *, transport: httpx.BaseTransport | None = None
     ) -> None:
+        # svix's package import costs most of a second (its API models): only a run that sends webhooks pays it.
+        from svix.webhooks import Webhook
+
         self.url = base_url.rstrip("/") + path
         self._webhook = Webhook(secret)
         self._instance_id = instance_id

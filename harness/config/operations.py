@@ -17,7 +17,6 @@ __all__ = [
     "OperationRef",
     "parse_operation",
     "parse_pattern",
-    "schema_operations",
     "template_key",
     "unmatched",
 ]
@@ -106,17 +105,3 @@ def unmatched(
         if not any(test(method, path) for method, path in known):
             out.append(pattern)
     return out
-
-
-def schema_operations(document: Any) -> list[tuple[str, str]]:
-    """`(METHOD, path template)` of every operation an OpenAPI document declares, in path order."""
-    paths = document.get("paths") if isinstance(document, dict) else None
-    if not isinstance(paths, dict):
-        return []
-    return [
-        (method, path)
-        for path, item in sorted(paths.items())
-        if isinstance(item, dict)
-        for method in METHODS
-        if isinstance(item.get(method.lower()), dict)
-    ]

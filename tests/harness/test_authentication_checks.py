@@ -57,7 +57,9 @@ def test_an_unsigned_token_accepted_is_a_forgery_finding_with_its_repro(tmp_path
 
 def test_a_key_url_fetched_is_a_finding(tmp_path: Path, issuer: Issuer) -> None:
     target = fake_clerk_target(tmp_path, issuer)
-    forged = forgeries_refused(target, issuer, _victim(issuer), "/api/me", ("http://127.0.0.1:9", ["/jwks"]), None)
+    forged = forgeries_refused(
+        target, issuer, _victim(issuer), "/api/me", ("http://127.0.0.1:9", ["/jwks"]), target.transport()
+    )
     assert [f.kind for f in forged.findings if f.kind is FindingKind.KEY_URL_FETCHED] == [FindingKind.KEY_URL_FETCHED]
 
 

@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.e2e  # starts the app and PostgreSQL, then signals them
 
 
 def _app_port(log: Path, output: Path, deadline: float) -> int:

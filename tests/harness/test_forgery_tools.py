@@ -48,6 +48,7 @@ def test_jwks_server_counts_fetches_and_shows_rotations() -> None:
         assert jwks.fetches(server.url) == 2  # reading the count is not a fetch; a 404 is not either
 
 
+@pytest.mark.e2e  # the CLI in subprocesses
 def test_issuer_serve_command_serves_the_stored_keys(tmp_path: Path) -> None:
     env = {"IAM_HARNESS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(

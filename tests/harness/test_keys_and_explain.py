@@ -93,6 +93,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e  # the CLI in subprocesses
 def test_cli_mint_pem_and_decode_agree(tmp_path: Path) -> None:
     token = _cli(tmp_path, "token", "mint", "--sub", "user_2abc", "--org", "org_2x").stdout.strip()
     pem = _cli(tmp_path, "issuer", "pem").stdout

@@ -15,6 +15,8 @@ from harness.plugin import ReportHolder
 from harness.report.model import Answer
 from tests.harness.report_support import junit_agrees, validate_report
 
+pytestmark = pytest.mark.e2e  # whole conformance runs under pytester, some with xdist workers
+
 CONFTEST = '''
 import pytest
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.config.operations import OperationPattern, OperationRef, parse_pattern, schema_operations, unmatched
+from harness.config.operations import OperationPattern, OperationRef, parse_pattern, unmatched
 from harness.config.placeholders import fill_template, placeholders_in, run_values
 from harness.engine import world
+from harness.engine.schema import operations
 
 
 def test_a_whole_placeholder_takes_the_value_as_it_is() -> None:
@@ -46,7 +47,7 @@ def test_unmatched_lists_what_names_no_operation() -> None:
     document: dict[str, Any] = {
         "paths": {"/admin/reset": {"post": {}}, "/books/{title}": {"get": {}, "put": {}}, "/x": {"trace": {}}}
     }
-    ops = schema_operations(document)
+    ops = [(op.method, op.path) for op in operations(document)]
     assert ops == [("POST", "/admin/reset"), ("GET", "/books/{title}"), ("PUT", "/books/{title}")]
     typo, exact = OperationPattern("POST", "/admin/rest"), OperationRef("GET", "/books/{id}")
     assert unmatched([OperationPattern("*", "/admin/*"), typo, exact, OperationRef("GET", "/x")], ops) == [
