@@ -94,3 +94,22 @@ def test_a_server_that_resets_after_each_500_costs_the_run_nothing(tmp_path: Pat
     assert answers["M3"] == "YES", _text(report, "M3")[:3000]  # nothing else: no false alarm from the resets
     assert "retried on a fresh connection" in _text(report, "M4")
     assert "Traceback" not in output
+
+
+def test_a_never_entry_that_names_no_operation_stops_the_run_before_it_starts(tmp_path: Path) -> None:
+    """A typo under `never` would protect nothing: the run refuses to go on, exit 2, the entry named."""
+    config = tmp_path / "library.toml"
+    text = (
+        (TARGETS / "library.toml").read_text().replace('never = ["POST /admin/reset"]', 'never = ["POST /admin/rest"]')
+    )
+    config.write_text(text.replace("{config_dir}", str(TARGETS)))
+    app = create_library_app()
+    with serving(app, "/health") as base:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(config), "--report-dir",
+             str(tmp_path / "out"), "-k", "fuzz"],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "POST /admin/rest" in done.stderr and "names no operation" in done.stderr
+    assert request_counts(app)["POST /admin/reset"] == 0
