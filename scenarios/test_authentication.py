@@ -53,6 +53,8 @@ def api(target: Target) -> str:
 
 
 def _conclude(judged: Judged, evidence: Evidence) -> None:
+    if judged.inapplicable is not None and judged.ok:
+        not_applicable(judged.inapplicable)
     for line in judged.evidence:
         evidence.add(line)
     evidence.add_findings(judged.findings)

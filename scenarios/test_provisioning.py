@@ -9,22 +9,35 @@ import pytest
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.config.model import IdentityConfig
 from harness.engine.exchange import Caller, Exchange, leaks_in, lookup
+from harness.engine.guard import GuardedTransport
 from harness.report.evidence import Evidence
 from harness.target.running import Target
 
 
-def _first_login(target: Target, identity: IdentityConfig, issuer: Issuer, sub: str, org: ActiveOrg | None) -> Exchange:
-    with Caller(target.base_url, issuer.mint(sub, org=org).headers, name=sub) as caller:
+def _first_login(
+    target: Target,
+    identity: IdentityConfig,
+    issuer: Issuer,
+    sub: str,
+    org: ActiveOrg | None,
+    transport: GuardedTransport,
+) -> Exchange:
+    with Caller(target.base_url, issuer.mint(sub, org=org).headers, name=sub, transport=transport) as caller:
         return caller.call("GET", identity.me)
 
 
 @pytest.mark.decides("M2")
 def test_first_user_of_a_new_org_is_admin(
-    target: Target, identity: IdentityConfig, issuer: Issuer, harness_seed: int, evidence: Evidence
+    target: Target,
+    identity: IdentityConfig,
+    issuer: Issuer,
+    harness_seed: int,
+    evidence: Evidence,
+    transport: GuardedTransport,
 ) -> None:
     """A brand-new user's first request lands in their Personal Workspace as Admin, as does a new org's first user."""
     rng = random.Random(f"M2-{harness_seed}")
-    personal = _first_login(target, identity, issuer, clerk_id("user", rng), None)
+    personal = _first_login(target, identity, issuer, clerk_id("user", rng), None, transport)
     evidence.add(personal.line())
     assert personal.ok, f"first request failed: {personal.line()}  repro: {personal.curl}"
     name = lookup(personal.json(), identity.org_name)
@@ -33,7 +46,9 @@ def test_first_user_of_a_new_org_is_admin(
     assert isinstance(roles, list) and identity.admin_role in roles, (
         f"first user of the new {name!r} has roles {roles!r}, not {identity.admin_role}  repro: {personal.curl}"
     )
-    named = _first_login(target, identity, issuer, clerk_id("user", rng), ActiveOrg(clerk_id("org", rng), "m2-new-org"))
+    named = _first_login(
+        target, identity, issuer, clerk_id("user", rng), ActiveOrg(clerk_id("org", rng), "m2-new-org"), transport
+    )
     evidence.add(named.line())
     roles = lookup(named.json(), identity.roles)
     assert named.ok and isinstance(roles, list) and identity.admin_role in roles, (
@@ -44,14 +59,19 @@ def test_first_user_of_a_new_org_is_admin(
 
 @pytest.mark.decides("O1")
 def test_first_login_with_clerk_ids_resolves_roles(
-    target: Target, identity: IdentityConfig, issuer: Issuer, harness_seed: int, evidence: Evidence
+    target: Target,
+    identity: IdentityConfig,
+    issuer: Issuer,
+    harness_seed: int,
+    evidence: Evidence,
+    transport: GuardedTransport,
 ) -> None:
     """First logins with Clerk-shaped ids (`user_2...`, `org_2...`) resolve identity and roles: no 5xx, no SQL text."""
     rng = random.Random(f"O1-{harness_seed}")
     problems = []
     for org in (None, ActiveOrg(clerk_id("org", rng), "o1-org")):
         sub = clerk_id("user", rng)
-        with Caller(target.base_url, issuer.mint(sub, org=org).headers, name=sub) as caller:
+        with Caller(target.base_url, issuer.mint(sub, org=org).headers, name=sub, transport=transport) as caller:
             for path in (
                 identity.me,
                 identity.me,

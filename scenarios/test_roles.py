@@ -9,18 +9,25 @@ import pytest
 from harness.clerk.issuer import Issuer, clerk_id
 from harness.config.model import IdentityConfig
 from harness.engine.exchange import Caller, lookup
+from harness.engine.guard import GuardedTransport
 from harness.report.evidence import Evidence
 from harness.target.running import Target
 
 
 @pytest.mark.decides("O3")
 def test_fresh_deploy_has_seeded_roles(
-    target: Target, identity: IdentityConfig, roles_list: str, issuer: Issuer, harness_seed: int, evidence: Evidence
+    target: Target,
+    identity: IdentityConfig,
+    roles_list: str,
+    issuer: Issuer,
+    harness_seed: int,
+    evidence: Evidence,
+    transport: GuardedTransport,
 ) -> None:
     """A fresh deploy has Admin, Member and Viewer, each with its permissions, as the roles API lists them."""
     roles_config = target.config.roles
     sub = clerk_id("user", random.Random(f"O3-{harness_seed}"))
-    with Caller(target.base_url, issuer.mint(sub).headers) as caller:
+    with Caller(target.base_url, issuer.mint(sub).headers, transport=transport) as caller:
         caller.call("GET", identity.me)  # first login: the caller's own workspace
         listed = caller.call("GET", roles_list)
     evidence.add(listed.line())

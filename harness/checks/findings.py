@@ -36,6 +36,7 @@ class FindingKind(StrEnum):
     EXISTENCE_ORACLE = "ExistenceOracle"  # another organisation's id answered unlike an id nobody has
     CROSS_ORG_WRITE = "CrossOrgWrite"  # a canary changed, vanished, or gained foreign data
     SERVER_ERROR = "ServerError"  # 5xx, a stack trace or SQL text
+    UNANSWERED = "Unanswered"  # a request a check needed got no answer, even on a fresh connection
     BUDGET_EXHAUSTED = "BudgetExhausted"  # a request budget ran out before every probe was sent
     NOT_EXERCISED = "NotExercised"  # an operation no principal could be made to call, or a probe with no ground
     # authentication (C1)
@@ -67,6 +68,7 @@ _SEVERITY = {
     FindingKind.EXISTENCE_ORACLE: Severity.MEDIUM,
     FindingKind.CROSS_ORG_WRITE: Severity.CRITICAL,
     FindingKind.SERVER_ERROR: Severity.MEDIUM,
+    FindingKind.UNANSWERED: Severity.LOW,
     FindingKind.BUDGET_EXHAUSTED: Severity.LOW,
     FindingKind.NOT_EXERCISED: Severity.LOW,
     FindingKind.VALID_TOKEN_REFUSED: Severity.HIGH,

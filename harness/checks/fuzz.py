@@ -83,15 +83,34 @@ class Judge:
             self.findings.extend(stamped)
 
     def probe(self, probe: Probe) -> None:
-        """Judge one probe with every check of its family."""
-        for check in PROBE_CHECKS:
-            if check.applies_to(probe):
-                self._collect(check, list(check.function(self.ctx, probe)))
+        """Judge one probe with every check of its family. A request the target never answered proves nothing
+        either way, so it is a finding of its own for every check that needed it: a check cannot pass on it."""
+        applicable = [check for check in PROBE_CHECKS if check.applies_to(probe)]
+        for check in applicable:
+            self._collect(check, list(check.function(self.ctx, probe)))
+        lost = [seen for seen in (*probe.exchanges, probe.control) if seen is not None and not seen.answered]
+        lost = [seen for seen in lost if not seen.refused]
+        if lost:
+            decided = tuple(dict.fromkeys(c for check in applicable for c in check.decides))
+            detail = f"{len(lost)} request(s) got no answer, even on a fresh connection: {lost[0].failure}"
+            finding = Finding(FindingKind.UNANSWERED, decided, str(probe.operation), probe.principal.name, detail,
+                              lost[0], probe.family.value)  # fmt: skip
+            with self._lock:
+                self.findings.append(finding)
 
     def state(self, read: StateRead) -> None:
-        """Judge one state read with every state check."""
+        """Judge one state read with every state check; a read the target never answered is a finding of its own."""
         for check in STATE_CHECKS:
             self._collect(check, list(check.function(self.ctx, read)))
+        seen = read.exchange
+        if not seen.answered and not seen.refused:
+            decided = tuple(dict.fromkeys(c for check in STATE_CHECKS for c in check.decides))
+            detail = f"the state read got no answer, even on a fresh connection: {seen.failure}"
+            finding = Finding(
+                FindingKind.UNANSWERED, decided, read.operation, read.principal.name, detail, seen, "state"
+            )
+            with self._lock:
+                self.findings.append(finding)
 
 
 def fuzz(

@@ -17,6 +17,7 @@ class Judged:
     checks: tuple[str, ...]
     findings: list[Finding] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
+    inapplicable: str | None = None  # why this target cannot have what the check looks for: it decides nothing
 
     def add(self, line: str) -> None:
         """One line of evidence."""
@@ -27,6 +28,26 @@ class Judged:
     ) -> None:
         """One finding, deciding this check's ids."""
         self.findings.append(Finding(kind, self.checks, operation, principal, detail, exchange, family=self.family))
+
+    def cannot_apply(self, reason: str) -> Judged:
+        """Say the target cannot have what this check looks for (no webhooks, no second Clerk organisation)."""
+        self.inapplicable = reason
+        return self
+
+    def not_exercised(self, operation: str, principal: str, detail: str, exchange: Exchange | None = None) -> Judged:
+        """The check should have applied and could not run (its control failed): a finding, never a pass."""
+        self.find(FindingKind.NOT_EXERCISED, operation, principal, detail, exchange)
+        return self
+
+    def unanswered(self, seen: Exchange | None, operation: str, principal: str) -> bool:
+        """Whether `seen` got no answer; if so (and the run's own guard did not refuse it) that is a finding: a
+        request that was never answered proves nothing, so the check cannot pass on it."""
+        if seen is None or seen.answered:
+            return False
+        if not seen.refused:
+            detail = f"no answer, even on a fresh connection: {seen.failure}"
+            self.find(FindingKind.UNANSWERED, operation, principal, detail, seen)
+        return True
 
     @property
     def family(self) -> str:

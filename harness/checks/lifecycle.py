@@ -44,6 +44,8 @@ def refusals_provision_nothing(
         with Caller(target.base_url, name=name, transport=transport) as cookie_caller:
             opened = page(cookie_caller, target, forged, forge.now)
         for got in (seen, opened):
+            if judged.unanswered(got, f"GET {api}", name):
+                continue
             if got is not None and got.ok:
                 detail = f"accepted forgery ({entry.name}) naming a new user: {got.status}"
                 judged.find(FindingKind.FORGERY_ACCEPTED, f"GET {got.url}", name, detail, got)
@@ -69,8 +71,7 @@ def deleted_user_refused(
     judged = Judged(("C1",))
     webhooks = target.config.webhooks
     if webhooks is None:
-        judged.add("deleted user: not exercised (the config has no [webhooks]: the target learns of no deletion)")
-        return judged
+        return judged.cannot_apply("the config has no [webhooks]: the target learns of no deletion")
     if target.webhook_secret is None:
         detail = f"deleted user: [webhooks] is configured but ${webhooks.secret_env} holds no signing secret"
         judged.find(FindingKind.NOT_EXERCISED, f"POST {webhooks.clerk}", "Clerk", detail)
@@ -110,7 +111,7 @@ def deleted_user_refused(
     judged.add(
         f"deleted user: user.deleted {delivered.status_code}; their valid token: API {seen.status}, page {shown}"
     )
-    if seen.answered and seen.status != 401:
+    if not judged.unanswered(seen, f"GET {api}", "deleted user") and seen.status != 401:
         detail = f"a deleted user's valid session token answered {seen.status} on the API"
         judged.find(FindingKind.DELETED_USER_ACCEPTED, f"GET {api}", "deleted user", detail, seen)
     if opened is not None and opened.ok:
@@ -129,12 +130,10 @@ def role_claim_ignored(
     read_only = target.config.roles.read_only
     member = next((p for p in org.principals if p.role in read_only), None) if org is not None else None
     if org is None or member is None or not target.config.canaries:
-        judged.add("role claim: not exercised (no read-only member, or no record to create)")
-        return judged
+        return judged.cannot_apply("no read-only member, or no record to create")
     creds = member.credentials
     if not isinstance(creds, ClerkCredentials) or creds.org is None:
-        judged.add("role claim: not exercised (the read-only member's session is not a Clerk one naming an org)")
-        return judged
+        return judged.cannot_apply("the read-only member's session is not a Clerk one naming an organisation")
     resource = target.config.canaries[0]
     values = {**{c.resource: c.id for c in org.canaries}, "marker": f"roleclaim{rng.getrandbits(48):012x}"}
     path, body = fill_template(resource.create.path, values), fill_template(resource.body, values)
@@ -145,11 +144,12 @@ def role_claim_ignored(
         owner = caller.call(method, path, body, headers=org.owner.credentials.headers())
         honest = caller.call(method, path, body, headers=creds.headers())
         if not owner.ok or honest.ok:
-            judged.add(
+            # The control failed: without an owner who may and a member who may not, the claim proves nothing.
+            detail = (
                 f"role claim: not exercised ({resource.create}: the owner got {owner.status}, "
                 f"{member.name} with its own role {honest.status}; see M3)"
             )
-            return judged
+            return judged.not_exercised(str(resource.create), member.name, detail, owner if not owner.ok else honest)
         seen = {
             version: caller.call(
                 method, path, body, headers=issuer.mint(creds.sub, org=claimed, version=version).headers
@@ -161,6 +161,8 @@ def role_claim_ignored(
         f"own session {honest.status}, claiming admin v2 {seen[2].status}, v1 {seen[1].status}"
     )
     for version, got in seen.items():
+        if judged.unanswered(got, str(resource.create), member.name):
+            continue
         if got.ok:
             detail = (
                 f"{member.name}'s session claiming the admin role (v{version}) was let {resource.create}: {got.status}"

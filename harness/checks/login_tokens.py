@@ -91,6 +91,8 @@ def login_tokens_resist_forgery(
                 with Caller(base_url, login.present(probe.token), name=forger, transport=transport) as caller:
                     seen = caller.call("GET", path)
                 statuses[seen.status] = statuses.get(seen.status, 0) + 1
+                if judged.unanswered(seen, operation, forger):
+                    continue
                 if seen.ok:
                     detail = f"{name}'s token {label}, forged by {probe.attack}, answered {seen.status} on {operation}"
                     judged.find(FindingKind.FORGERY_ACCEPTED, operation, name, detail, seen)

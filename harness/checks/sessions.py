@@ -56,6 +56,8 @@ def valid_shapes_accepted(
                 seen = caller.call("GET", api)
                 opened = page(caller, target, token, token.claims["iat"])
             judged.add(f"valid {shape}: API {seen.status}, page {_status(opened)}")
+            if judged.unanswered(seen, f"GET {api}", shape) | judged.unanswered(opened, "GET (page)", shape):
+                continue
             if seen.status != 200:
                 judged.find(
                     FindingKind.VALID_TOKEN_REFUSED,
@@ -96,7 +98,9 @@ def forgeries_refused(
             opened = page(cookie_caller, target, forged, now)
         judged.add(f"{entry.name}: API {seen.status}, page {_status(opened)}")
         operation = f"GET {api}"
-        if seen.answered and seen.status not in entry.statuses:
+        if judged.unanswered(seen, operation, name) | judged.unanswered(opened, "GET (page)", name):
+            continue
+        if seen.status not in entry.statuses:
             detail = f"accepted forgery ({entry.name}: {entry.doc}): API answered {seen.status}"
             judged.find(FindingKind.FORGERY_ACCEPTED, operation, name, detail, seen)
             judged.add(f"accepted forgery ({entry.name}): {forged[:MAX_TOKEN_SHOWN]}")
@@ -132,13 +136,12 @@ def foreign_org_session_refused(
     judged = Judged(("C1",))
     other = world.org("org2").owner.credentials if "org2" in world.orgs else None
     if not isinstance(other, ClerkCredentials) or other.org is None:
-        judged.add("org claim naming another organisation: not exercised (no second Clerk organisation)")
-        return judged
+        return judged.cannot_apply("no second organisation whose owner presents a Clerk session")
     token = issuer.mint(victim.sub, org=ActiveOrg(other.org.id, other.org.slug, "admin"))
     with Caller(target.base_url, token.headers, name="org1 admin naming org2", transport=transport) as caller:
         seen = caller.call("GET", api)
     judged.add(f"org claim naming an organisation the user is not in: API {seen.status}")
-    if seen.answered and seen.status not in (401, 403, 404):
+    if not judged.unanswered(seen, f"GET {api}", caller.name) and seen.status not in (401, 403, 404):
         detail = f"a token naming an organisation its user is not in answered {seen.status}"
         judged.find(FindingKind.FOREIGN_ORG_SESSION, f"GET {api}", caller.name, detail, seen)
     return judged

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from schemathesis.core import curl as schemathesis_curl
 
-__all__ = ["Caller", "Exchange", "leaks_in", "lookup", "token_variable"]
+__all__ = ["Caller", "Exchange", "RefusedByConfig", "leaks_in", "lookup", "token_variable"]
 
 REQUEST_TIMEOUT = 10.0
 _BODY_EXCERPT = 200
@@ -48,6 +48,10 @@ _LEAK_PATTERNS = [
         r"\b22P02\b",
     )
 ]
+
+
+class RefusedByConfig(httpx.TransportError):
+    """A request the config lists under `never`: the run's transport refused it, and it was not sent."""
 
 
 def leaks_in(text: str) -> list[str]:
@@ -87,6 +91,7 @@ class Exchange:
     seconds: float = field(default=0.0, compare=False)
     retried: str | None = field(default=None, compare=False)  # why it was sent a second time, if it was
     failure: str | None = field(default=None, compare=False)  # the transport error, when never answered
+    refused: bool = field(default=False, compare=False)  # not sent: the config lists it under `never`
 
     def json(self) -> Any:
         """The decoded body, or None when it is not JSON."""
@@ -177,7 +182,9 @@ class Caller:
                 request = self._build(method, path, body, params, headers, form)  # a stream is read once
             except httpx.TransportError as exc:  # not a connection's fault (e.g. an invalid URL): no retry
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                return Exchange(method, url, 0, "", repro, {}, time.monotonic() - started, failure=reason)
+                refused = isinstance(exc, RefusedByConfig)
+                seconds = time.monotonic() - started
+                return Exchange(method, url, 0, "", repro, {}, seconds, failure=reason, refused=refused)
         return Exchange(
             method=method,
             url=url,

@@ -29,6 +29,7 @@ from harness.config.model import TargetConfig
 from harness.config.operations import unmatched
 from harness.engine.cases import PROBE, Case, generate_cases
 from harness.engine.exchange import Caller, Exchange
+from harness.engine.guard import pattern_regex
 from harness.engine.probes import CoverageCell, Family, Probe, StateRead
 from harness.engine.schema import Operation, body_fields, fill_path, invent_id, operations
 from harness.engine.world import ClerkCredentials, Org, Principal, World
@@ -68,8 +69,12 @@ class FuzzRun:
 
 
 def is_never(config: TargetConfig, method: str, path: str) -> bool:
-    """Whether the config lists `method path` (a path template of the schema) under `never`."""
-    return any(pattern.matches(method, path) for pattern in config.fuzz.never)
+    """Whether the config lists `method path` (a path template of the schema) under `never`: as a template, or
+    as the run's transport would see its requests (so that nothing is planned that the guard must refuse)."""
+    return any(
+        pattern.matches(method, path) or (pattern.method in ("*", method) and pattern_regex(pattern.path).match(path))
+        for pattern in config.fuzz.never
+    )
 
 
 def unmatched_never(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
@@ -153,7 +158,7 @@ class Fuzzer:
     def _count(self, seen: Exchange) -> None:
         with self.lock:
             self.retried += seen.retried is not None
-            if seen.answered:
+            if seen.answered or seen.refused:  # a refusal of the run's own guard says nothing of the target
                 self.unanswered_in_a_row = 0
                 return
             self.unanswered += 1

@@ -16,11 +16,9 @@ from collections.abc import Iterable
 
 import httpx
 
+from harness.engine.exchange import RefusedByConfig
+
 __all__ = ["GuardedTransport", "RefusedByConfig", "pattern_regex"]
-
-
-class RefusedByConfig(httpx.TransportError):
-    """A request the config lists under `never`: it was not sent."""
 
 
 def pattern_regex(path: str) -> re.Pattern[str]:

@@ -10,6 +10,8 @@ import random
 from dataclasses import asdict
 from typing import Any
 
+import httpx
+
 from harness.clerk.issuer import ActiveOrg, Issuer
 from harness.config.model import TargetConfig
 from harness.engine.world import (
@@ -69,13 +71,13 @@ def _dump_credentials(credentials: Credentials) -> dict[str, Any]:
     return {"kind": "none"}
 
 
-def _load_credentials(data: dict[str, Any], issuer: Issuer) -> Credentials:
+def _load_credentials(data: dict[str, Any], issuer: Issuer, transport: httpx.BaseTransport | None) -> Credentials:
     if data["kind"] == "clerk":
         org = data["org"]
         active = ActiveOrg(org["id"], org["slug"], org["role"], tuple(org["permissions"])) if org else None
         return ClerkCredentials(issuer, data["sub"], active)
     if data["kind"] == "login":
-        return LoginCredentials.restore(data["state"])
+        return LoginCredentials.restore(data["state"], transport)
     if data["kind"] == "static":
         headers = tuple((k, v) for k, v in data["headers"])
         return StaticCredentials(headers, tuple((k, v) for k, v in data["cookies"]))
@@ -108,13 +110,15 @@ def dump_world(world: World) -> dict[str, Any]:
     }
 
 
-def load_world(data: dict[str, Any], issuer: Issuer) -> World:
-    """The controller's world, as a worker sees it."""
+def load_world(data: dict[str, Any], issuer: Issuer, transport: httpx.BaseTransport | None) -> World:
+    """The controller's world, as a worker sees it; its logins renew through `transport` (the run's guard)."""
     world = World(orgs={}, problems=list(data["problems"]))
     for raw in data["orgs"]:
         org = Org(key=raw["key"], id=raw["id"])
         org.principals = [
-            Principal(p["name"], p["org"], p["role"], _load_credentials(p["credentials"], issuer), p["user_id"])
+            Principal(
+                p["name"], p["org"], p["role"], _load_credentials(p["credentials"], issuer, transport), p["user_id"]
+            )
             for p in raw["principals"]
         ]
         org.canaries = [Canary(**c) for c in raw["canaries"]]

@@ -1,7 +1,8 @@
 """The target's OpenAPI schema read as a list of operations, each knowing who may call it.
 
-An operation is public when it declares `security: []` (or the schema declares no security at all and
-the operation none either); it is about the caller alone when it carries `x-iam-self: true`.
+An operation is public when it declares `security: []` (or the config lists it under `[fuzz] public`); a
+schema that declares no security leaves every operation guarded. One is about the caller alone when it
+carries `x-iam-self: true`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def operations(schema: dict[str, Any]) -> list[Operation]:
                 Operation(
                     method=method.upper(),
                     path=path,
-                    public=security is None or security == [] or {} in security,
+                    # Public only where the schema says so (`security: []`, or an empty requirement among the
+                    # options): a schema that declares no security at all must not make every operation public,
+                    # or no refusal could ever be demanded. `[fuzz] public` names the rest.
+                    public=isinstance(security, list) and (security == [] or {} in security),
                     self_only=bool(op.get("x-iam-self", False)),
                     body_schema=body,
                     param_schemas=tuple(sorted(params.items())),
@@ -197,6 +201,29 @@ def load_schema(config: TargetConfig, base_url: str | None, *, transport: Any = 
 def _openapi(document: Any, where: str) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
         raise ConfigError(f"{where} is not an OpenAPI document (no 'paths' object)")
-    if not str(document.get("openapi", document.get("swagger", ""))).startswith(("3.", "2.")):
+    if not str(document.get("openapi", "")).startswith("3."):
         raise ConfigError(f"{where} is not an OpenAPI 3 document (no 'openapi: 3.x' field)")
+    if (problem := _shape_problem(document)) is not None:
+        raise ConfigError(f"{where} is not a well-formed OpenAPI document: {problem}")
     return document
+
+
+def _shape_problem(document: dict[str, Any]) -> str | None:
+    """The first part of the document the harness reads that has the wrong type, named by its JSON path."""
+    if not isinstance(document.get("security", []), list):
+        return "security must be a list of requirements"
+    for path, item in document["paths"].items():
+        if not isinstance(item, dict):
+            return f"paths.{path} must be an object"
+        for method in _METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            if not isinstance(op, dict):
+                return f"paths.{path}.{method} must be an object"
+            if not isinstance(op.get("security", []), list):
+                return f"paths.{path}.{method}.security must be a list of requirements"
+            for key, node in (("parameters", op.get("parameters", [])), ("parameters", item.get("parameters", []))):
+                if not isinstance(node, list) or not all(isinstance(p, dict) for p in node):
+                    return f"paths.{path}.{method}.{key} must be a list of objects"
+    return None

@@ -164,7 +164,7 @@ def decide(
     for c in catalogue:
         findings = _findings_naming(c.id, seen)
         recorders = [o for o in seen if any(c.id in f.checks for f in o.findings)]
-        if c.id in declared:
+        if c.id in declared and not findings:  # a violation seen is NO, whatever the config declares away
             evidence = tuple(line for o in by_check[c.id] for line in o.evidence)
             results.append(CheckResult(c.id, c.question, Answer.NA, evidence, findings, declared[c.id]))
         else:

@@ -60,6 +60,8 @@ def test_role_matrix_refusals(ctx: Context) -> None:
     assert _kinds(refuses_without_permission(ctx, Probe(Family.ROLE, POST_ITEMS, admin, (_seen(201),)))) == []
     anonymous = Probe(Family.ROLE, GET_ITEM, ANONYMOUS, (_seen(200),))
     assert _kinds(refuses_without_permission(ctx, anonymous)) == [FindingKind.NOT_REFUSED]
+    missing = Probe(Family.ROLE, POST_ITEMS, viewer, (_seen(404, method="POST"),))
+    assert _kinds(refuses_without_permission(ctx, missing)) == []  # looked up before the role: "cannot read" is 404
     unanswered = Probe(Family.ROLE, POST_ITEMS, viewer, (_seen(0),))
     assert _kinds(refuses_without_permission(ctx, unanswered)) == []  # no answer proves nothing either way
 
@@ -162,3 +164,18 @@ def test_every_registered_check_is_catalogued_and_explains_itself() -> None:
     declared = {kind for c in checks for kind in c.raises}
     sources = "".join(p.read_text() for p in Path(findings_module.__file__).parent.glob("*.py") if p.stem != "findings")
     assert {k for k in FindingKind if k not in declared and f"FindingKind.{k.name}" not in sources} == set()
+
+
+def test_an_unanswered_request_is_a_finding_for_every_check_that_needed_it(ctx: Context) -> None:
+    """A request the target never answered proves nothing: the checks of its family cannot pass on it."""
+    judge = Judge(ctx)
+    viewer = _who(ctx, "a viewer")
+    lost = Exchange("DELETE", "/items/1", 0, "", "curl ...", failure="ReadError: reset")
+    judge.probe(Probe(Family.ROLE, GET_ITEM, viewer, (_seen(403), lost)))
+    assert [(f.kind, set(f.checks)) for f in judge.findings] == [
+        (FindingKind.UNANSWERED, {"M3", "O4", "I3", "M4", "O1"})
+    ]
+    refused = Exchange("POST", "/admin/reset", 0, "", "curl ...", failure="RefusedByConfig: never", refused=True)
+    again = Judge(ctx)
+    again.probe(Probe(Family.ROLE, GET_ITEM, viewer, (refused,)))
+    assert again.findings == []  # the run's own guard refused it: nothing of the target's

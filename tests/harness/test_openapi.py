@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from harness.config.model import load_config
 from harness.engine.exchange import leaks_in, lookup
-from harness.engine.schema import example_body, fill_path, operations
+from harness.engine.schema import example_body, fill_path, load_schema, operations
+from harness.errors import ConfigError
 
 SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -80,3 +86,30 @@ def test_leak_patterns() -> None:
 def test_lookup() -> None:
     assert lookup({"a": {"b": [1]}}, "a.b") == [1]
     assert lookup({"a": 1}, "a.b") is None
+
+
+def test_a_schema_that_declares_no_security_leaves_every_operation_guarded() -> None:
+    """Otherwise every operation would be public, and no refusal could ever be demanded (M3 could not fail)."""
+    ops = operations({"paths": {"/a": {"get": {}}, "/b": {"get": {"security": []}}}})
+    assert [(str(op), op.public) for op in ops] == [("GET /a", False), ("GET /b", True)]
+
+
+@pytest.mark.parametrize(
+    ("paths", "named"),
+    [
+        ({"/x": []}, "paths./x must be an object"),
+        ({"/x": {"get": {"security": "none"}}}, "paths./x.get.security must be a list"),
+        ({"/x": {"get": {"parameters": {"a": 1}}}}, "paths./x.get.parameters must be a list"),
+    ],
+)
+def test_a_malformed_schema_is_one_line_naming_where(tmp_path: Path, paths: dict[str, object], named: str) -> None:
+    schema = tmp_path / "api.json"
+    schema.write_text(json.dumps({"openapi": "3.1.0", "paths": paths}))
+    config = tmp_path / "t.toml"
+    config.write_text(
+        f'[target]\nschema_file = "{schema}"\nhealth = "/h"\n[roles]\nadmin = "a"\n'
+        '[[principals]]\nname = "p"\norg = "o"\nrole = "a"\nheaders = { "K" = "v" }\n'
+        '[[canaries]]\nkey = "x"\nparam = "x_id"\ncreate = "POST /x"\nbody = {}\nid = "id"\nread = "GET /x/{id}"\n'
+    )
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("/", "/")):
+        load_schema(load_config(config), None)

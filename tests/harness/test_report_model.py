@@ -65,6 +65,14 @@ def test_declared_not_applicable_is_na_with_its_reason() -> None:
     assert c2.answer is Answer.NA and c2.reason == "no database access"  # N/A even with nothing run
 
 
+def test_a_finding_turns_a_check_no_even_when_declared_not_applicable() -> None:
+    """No config can declare a violation away: an O1 N/A still answers NO to the 500 the fuzz saw."""
+    crash = finding(FindingKind.SERVER_ERROR, ("O1",), 1)
+    fuzzed = ScenarioOutcome("s::O1", ("O1",), False, ("x",), "500", findings=(crash,))
+    o1 = next(c for c in decide([fuzzed], not_applicable={"O1": "no first login"}) if c.id == "O1")
+    assert o1.answer is Answer.NO and o1.findings == (crash,)
+
+
 @pytest.mark.parametrize("gate", ["M3", "M4"])
 def test_m3_and_m4_can_never_be_not_applicable(gate: str) -> None:
     with pytest.raises(ValueError, match=f"{gate} can never be N/A"):
