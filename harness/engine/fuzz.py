@@ -132,6 +132,7 @@ class Fuzzer:
         self.unanswered = 0
         self.unanswered_in_a_row = 0
         self.stopped: str | None = None
+        self.dead = False  # the target stopped answering: not even the state reads are sent
         self.deadline = time.monotonic() + limits.max_seconds
 
     # -- sending ---------------------------------------------------------------------------------------------
@@ -140,8 +141,15 @@ class Fuzzer:
         """A caller presenting `who`'s credentials, through the run's transport."""
         return Caller(self.base_url, who.credentials.headers(), name=who.name, transport=self.transport)
 
-    def _spend(self, op: str) -> None:
+    def _spend(self, op: str, *, state: bool = False) -> None:
+        """Count one request against the budgets, or raise _Stop. The bounded state reads at the end are spared
+        the budgets (a write that already happened must still be read back), not a target that stopped answering."""
         with self.lock:
+            if state:
+                if self.dead:
+                    raise _Stop(self.stopped or "the target stopped answering")
+                self.requests += 1
+                return
             if self.stopped is not None:
                 raise _Stop(self.stopped)
             if self.requests >= self.limits.max_requests:
@@ -163,9 +171,12 @@ class Fuzzer:
                 return
             self.unanswered += 1
             self.unanswered_in_a_row += 1
-            if self.unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW and self.stopped is None:
+            if self.unanswered_in_a_row >= MAX_UNANSWERED_IN_A_ROW and not self.dead:
+                self.dead = True
                 in_a_row = self.unanswered_in_a_row
-                self.stopped = f"the target stopped answering ({in_a_row} in a row; last: {seen.failure})"
+                self.stopped = (
+                    self.stopped or f"the target stopped answering ({in_a_row} in a row; last: {seen.failure})"
+                )
 
     def send(
         self, caller: Caller, who: Principal, op: Operation, path: str, case: Case, family: Family,
@@ -248,11 +259,15 @@ class Fuzzer:
                 cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
                 cell.note = "no own record to address"
         own_path = self.fill(op, own_ids or {})
-        seen = [
-            self.send(caller, who, op, own_path, case, Family.ROLE, body=self.mark_body(case.body, n, org))
-            for n, case in enumerate(cases)
-        ]
-        self.probe(Family.ROLE, op, who, *seen, own_records=own_ids is not None)
+        seen: list[Exchange] = []
+        try:
+            for n, case in enumerate(cases):
+                seen.append(
+                    self.send(caller, who, op, own_path, case, Family.ROLE, body=self.mark_body(case.body, n, org))
+                )
+        finally:  # a budget that runs out mid-family still hands over what was sent, to be judged
+            if seen:
+                self.probe(Family.ROLE, op, who, *seen, own_records=own_ids is not None)
         if org is not None:
             query_keys = sorted({k for c in cases for k, v in c.query.items() if isinstance(v, str)})
             self.cross_org(caller, who, op, cases[0], org, own_path, query_keys)
@@ -411,7 +426,7 @@ class Fuzzer:
                     if is_never(self.config, "GET", template):
                         continue
                     try:
-                        self._spend("state")
+                        self._spend("state", state=True)
                     except _Stop:
                         return
                     seen = caller.call("GET", canary.read_path)
@@ -419,7 +434,7 @@ class Fuzzer:
                     self.on_state(StateRead(org.key, owner, seen, canary=canary, operation=f"GET {template}"))
                 for op in lists:
                     try:
-                        self._spend("state")
+                        self._spend("state", state=True)
                     except _Stop:
                         return
                     seen = caller.call("GET", op.path)
