@@ -8,6 +8,7 @@ has; no answer to anyone may carry a marker of an organisation the caller is not
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from harness.checks.findings import Finding, FindingKind
 from harness.checks.registry import Context, found, probe_check
@@ -21,6 +22,21 @@ __all__ = [
     "refuses_foreign_references",
     "shows_no_foreign_marker",
 ]
+
+
+def _skeleton(document: Any) -> Any:
+    """A JSON answer with every string blanked: its structure, list lengths, numbers and flags kept. Two searches
+    that found the same nothing differ in echoes, ids, timestamps and request ids, never in these."""
+    if isinstance(document, dict):
+        return {k: _skeleton(v) for k, v in document.items()}
+    if isinstance(document, list):
+        return [_skeleton(v) for v in document]
+    return "" if isinstance(document, str) else document
+
+
+def _comparable(seen: Exchange, value: str) -> Any:
+    document = seen.json()
+    return _skeleton(document) if document is not None else seen.text.replace(value, "?")
 
 
 def _shape(seen: Exchange) -> str:
@@ -60,13 +76,13 @@ def refuses_foreign_references(ctx: Context, probe: Probe) -> Iterator[Finding]:
 
 @probe_check("M4", "I3", raises=(FindingKind.FOREIGN_MARKER,), families=(Family.FOREIGN_QUERY,))
 def foreign_search_answers_as_a_random_one(ctx: Context, probe: Probe) -> Iterator[Finding]:
-    """Searching for another organisation's value answers exactly as searching for a value nobody has: an echo
-    of the query is fine, anything more is a leak."""
+    """Searching for another organisation's value answers as searching for a value nobody has: the same status,
+    and the same structure, list lengths, counts and flags (an echo, an id or a timestamp may differ)."""
     control, value, nobody = probe.control, probe.echo, probe.control_echo
     if control is None or value is None or nobody is None or not control.answered:
         return
     for seen in probe.answered:
-        if (seen.status, seen.text.replace(value, "?")) != (control.status, control.text.replace(nobody, "?")):
+        if (seen.status, _comparable(seen, value)) != (control.status, _comparable(control, nobody)):
             detail = f"searching {probe.substituted} answers unlike a value nobody has"
             yield found(FindingKind.FOREIGN_MARKER, probe, detail, seen)
 

@@ -110,6 +110,16 @@ def test_foreign_search(ctx: Context) -> None:
         control=control, echo=value, control_echo=nobody,
     )  # fmt: skip
     assert _kinds(foreign_search_answers_as_a_random_one(ctx, echo)) == []
+    stamped = Probe(
+        Family.FOREIGN_QUERY, GET_ITEM, admin, (_seen(200, '{"items": [], "at": "2026-12-02T08:00:01Z"}'),),
+        control=_seen(200, '{"items": [], "at": "2026-12-02T08:00:00Z"}'), echo=value, control_echo=nobody,
+    )  # fmt: skip
+    assert _kinds(foreign_search_answers_as_a_random_one(ctx, stamped)) == []  # a timestamp is not a leak
+    counted = Probe(
+        Family.FOREIGN_QUERY, GET_ITEM, admin, (_seen(200, '{"items": [], "total": 1}'),),
+        control=_seen(200, '{"items": [], "total": 0}'), echo=value, control_echo=nobody,
+    )  # fmt: skip
+    assert _kinds(foreign_search_answers_as_a_random_one(ctx, counted)) == [FindingKind.FOREIGN_MARKER]
     assert _kinds(foreign_search_answers_as_a_random_one(ctx, found)) == [FindingKind.FOREIGN_MARKER]
 
 
