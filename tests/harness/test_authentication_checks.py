@@ -11,8 +11,9 @@ import jwt
 import pytest
 
 from harness.checks.findings import FindingKind
+from harness.checks.lifecycle import refusals_provision_nothing
 from harness.checks.login_tokens import LoginToken, login_tokens_resist_forgery
-from harness.checks.sessions import forgeries_refused, valid_shapes_accepted
+from harness.checks.sessions import foreign_org_session_refused, forgeries_refused, valid_shapes_accepted
 from harness.clerk.attacks import CATALOGUE, parse_jwt
 from harness.clerk.issuer import ActiveOrg, Issuer
 from harness.engine.world import Canary, ClerkCredentials, Org, Principal, StaticCredentials, World
@@ -95,3 +96,48 @@ def test_a_weak_login_secret_is_found_offline_and_online() -> None:
     assert FindingKind.WEAK_TOKEN_SECRET in kinds and FindingKind.FORGERY_ACCEPTED in kinds
     weak_finding = next(f for f in judged.findings if f.kind is FindingKind.WEAK_TOKEN_SECRET)
     assert "'secret'" in weak_finding.detail and weak_finding.principal == "north auditor"
+
+
+def _world_of_two(issuer: Issuer) -> World:
+    world = World(orgs={})
+    for n in (1, 2):
+        org = ActiveOrg(f"org_2org{n}00000000000000000000000", f"org-{n}", "admin")
+        owner = Principal(
+            f"org{n} admin", f"org{n}", "Admin", ClerkCredentials(issuer, f"user_2owner{n}0000000000000000000", org)
+        )
+        world.orgs[f"org{n}"] = Org(key=f"org{n}", principals=[owner], id=org.id)
+    return world
+
+
+def test_a_session_naming_an_organisation_its_user_is_not_in(tmp_path: Path, issuer: Issuer) -> None:
+    """The fake lets any valid token in (it knows no memberships): exactly the flaw this check exists for."""
+    target = fake_clerk_target(tmp_path, issuer)
+    world = _world_of_two(issuer)
+    victim = world.org("org1").owner.credentials
+    assert isinstance(victim, ClerkCredentials)
+    judged = foreign_org_session_refused(target, world, issuer, victim, "/api/me", target.transport())
+    assert [f.kind for f in judged.findings] == [FindingKind.FOREIGN_ORG_SESSION]
+    alone = World(orgs={"org1": world.org("org1")})
+    assert foreign_org_session_refused(target, alone, issuer, victim, "/api/me", target.transport()).inapplicable
+
+
+def test_refused_forgeries_naming_a_new_user_provision_nothing(tmp_path: Path, issuer: Issuer) -> None:
+    strict = fake_clerk_target(tmp_path, issuer)
+    judged = refusals_provision_nothing(
+        strict, issuer, "/api/me", "http://127.0.0.1:9", random.Random(1), strict.transport()
+    )
+    assert judged.ok and any("not checked" in line for line in judged.evidence)  # no database to read here
+    lax = fake_clerk_target(tmp_path, issuer, frozenset({"alg_none"}))
+    judged = refusals_provision_nothing(lax, issuer, "/api/me", NO_LISTENER[0], random.Random(1), lax.transport())
+    assert FindingKind.FORGERY_ACCEPTED in {f.kind for f in judged.findings}
+
+
+def test_a_target_that_never_answers_refuses_nothing(tmp_path: Path, issuer: Issuer) -> None:
+    """No answer is no refusal: every forgery unanswered is a finding, not "all attacks refused"."""
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    target = fake_clerk_target(tmp_path, issuer)
+    judged = forgeries_refused(target, issuer, _victim(issuer), "/api/me", NO_LISTENER, httpx.MockTransport(down))
+    assert not judged.ok and {f.kind for f in judged.findings} == {FindingKind.UNANSWERED}
