@@ -91,7 +91,9 @@ def test_a_server_that_resets_after_each_500_costs_the_run_nothing(tmp_path: Pat
     assert resets > 0, "the server never reset a connection: the test proves nothing"
     assert answers["M4"] == "NO" and "CrossOrgRead" in _text(report, "M4"), output[-3000:]  # the leak, found
     assert answers["O1"] == "NO" and "ServerError" in _text(report, "O1")  # the 500 itself
-    assert answers["M3"] == "YES", _text(report, "M3")[:3000]  # nothing else: no false alarm from the resets
+    # No false alarm from the resets: a request reset twice is Unanswered (it proves nothing), never NotRefused.
+    m3 = next(c for c in report["checks"] if c["id"] == "M3")
+    assert {f["kind"] for f in m3["findings"]} <= {"Unanswered"}, _text(report, "M3")[:3000]
     assert "retried on a fresh connection" in _text(report, "M4")
     assert "Traceback" not in output
 
