@@ -127,9 +127,9 @@ def fuzz(
     """Fuzz every operation of `schema` as every principal of `world` (`cases` per operation: the config's)."""
     judge = Judge(Context(config, world))
     limits = limits or FuzzLimits(
-        max_requests=getattr(config.fuzz, "max_requests", FuzzLimits.max_requests),
-        max_seconds=getattr(config.fuzz, "max_seconds", FuzzLimits.max_seconds),
-        per_operation=getattr(config.fuzz, "per_operation", FuzzLimits.per_operation),
+        max_requests=config.fuzz.max_requests,
+        max_seconds=config.fuzz.max_seconds,
+        per_operation=config.fuzz.per_operation,
     )
     run = Fuzzer(
         base_url, config, world, schema, seed, cases=cases or config.fuzz.cases, on_probe=judge.probe,

@@ -12,7 +12,7 @@ import httpx
 
 from harness.checks.findings import FindingKind
 from harness.checks.judged import Judged
-from harness.checks.sessions import page
+from harness.checks.sessions import page, send_forgery
 from harness.clerk.attacks import CATALOGUE, Forge
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.clerk.webhooks import ClerkWebhooks, new_secret
@@ -39,10 +39,7 @@ def refusals_provision_nothing(
     for entry in CATALOGUE:
         forged = entry.build(forge)
         name = f"forgery {entry.name}"
-        with Caller(target.base_url, {"Authorization": f"Bearer {forged}"}, name=name, transport=transport) as caller:
-            seen = caller.call("GET", api)
-        with Caller(target.base_url, name=name, transport=transport) as cookie_caller:
-            opened = page(cookie_caller, target, forged, forge.now)
+        seen, opened = send_forgery(target, api, forged, name, forge.now, transport)
         for got in (seen, opened):
             if judged.unanswered(got, f"GET {api}", name):
                 continue

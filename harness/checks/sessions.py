@@ -22,7 +22,14 @@ from harness.engine.exchange import Caller, Exchange
 from harness.engine.world import ClerkCredentials, World
 from harness.target.running import Target
 
-__all__ = ["REQUEST_ID_HEADERS", "foreign_org_session_refused", "forgeries_refused", "page", "valid_shapes_accepted"]
+__all__ = [
+    "REQUEST_ID_HEADERS",
+    "foreign_org_session_refused",
+    "forgeries_refused",
+    "page",
+    "send_forgery",
+    "valid_shapes_accepted",
+]
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
 MAX_TOKEN_SHOWN = 2048  # characters of an accepted forgery the evidence quotes
@@ -37,6 +44,17 @@ def page(caller: Caller, target: Target, token: SessionToken | str, iat: int) ->
     return caller.call(
         "GET", target.config.pages.dashboard, headers={"Cookie": f"__session={value}; __client_uat={iat}"}
     )
+
+
+def send_forgery(
+    target: Target, api: str, forged: str, name: str, iat: int, transport: httpx.BaseTransport | None
+) -> tuple[Exchange, Exchange | None]:
+    """A forged token sent as a session twice: to the API by header, and to the dashboard by Clerk's cookies."""
+    with Caller(target.base_url, {"Authorization": f"Bearer {forged}"}, name=name, transport=transport) as caller:
+        seen = caller.call("GET", api)
+    with Caller(target.base_url, name=name, transport=transport) as cookie_caller:
+        opened = page(cookie_caller, target, forged, iat)
+    return seen, opened
 
 
 def _status(seen: Exchange | None) -> int:
@@ -92,10 +110,7 @@ def forgeries_refused(
     for entry in CATALOGUE:
         forged = entry.build(forge)
         name = f"forgery {entry.name}"
-        with Caller(target.base_url, {"Authorization": f"Bearer {forged}"}, name=name, transport=transport) as caller:
-            seen = caller.call("GET", api)
-        with Caller(target.base_url, name=name, transport=transport) as cookie_caller:
-            opened = page(cookie_caller, target, forged, now)
+        seen, opened = send_forgery(target, api, forged, name, now, transport)
         judged.add(f"{entry.name}: API {seen.status}, page {_status(opened)}")
         operation = f"GET {api}"
         if judged.unanswered(seen, operation, name) | judged.unanswered(opened, "GET (page)", name):
