@@ -140,7 +140,13 @@ def visit(
         if request.is_navigation_request() and request.frame == page.main_frame:
             navigations.append(Navigation(urlsplit(request.url).path, (time.monotonic() - started) * 1000))
 
+    loaded: list[float] = []  # when the main frame last finished loading, ms since the visit started
+
+    def record_load(_: Page) -> None:
+        loaded.append((time.monotonic() - started) * 1000)
+
     page.on("request", record)
+    page.on("load", record_load)
     error: str | None = None
     try:
         page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
@@ -154,8 +160,12 @@ def visit(
         loop = find_loop(navigations)
         if loop is not None:
             break
-        quiet_ms = (time.monotonic() - started) * 1000 - (navigations[-1].at_ms if navigations else 0)
-        if quiet_ms >= SETTLE_MS:
+        # Quiet counts from the last page load, not from its request: on a busy machine a page can take longer to
+        # arrive than the quiet period, and a page that has not loaded yet has not had its chance to navigate on.
+        last_nav = navigations[-1].at_ms if navigations else 0.0
+        last_load = loaded[-1] if loaded else None
+        quiet_ms = (time.monotonic() - started) * 1000 - max(last_nav, last_load or 0.0)
+        if quiet_ms >= SETTLE_MS and ((last_load is not None and last_load >= last_nav) or error is not None):
             seen = _visible(page, landmarks)
             break
     else:
