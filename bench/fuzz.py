@@ -32,14 +32,14 @@ from harness.checks.fuzz import fuzz
 from harness.clerk.issuer import Issuer
 from harness.config.model import load_config
 from harness.config.reference import default_config_path
-from harness.engine.schema import example_body, fill_path, load_schema, operations
+from harness.engine.schema import ApiSchema, example_body, fill_path, load_schema
 from harness.target.running import EmbeddedTarget, origin_of
 
 BASE_INSTANT = "http://instant.invalid"
 
 
 def plain_schemathesis(
-    base_url: str, schema: dict[str, Any], headers: dict[str, str], cases: int, seed: int
+    base_url: str, schema: ApiSchema, headers: dict[str, str], cases: int, seed: int
 ) -> tuple[int, float]:
     """Generate and send `cases` per operation the way schemathesis does on its own."""
     import schemathesis
@@ -47,7 +47,7 @@ def plain_schemathesis(
     from hypothesis import seed as hypothesis_seed
     from schemathesis.core.result import Ok
 
-    loaded = schemathesis.openapi.from_dict(schema)
+    loaded = schemathesis.openapi.from_dict(schema.document)
     sent = 0
     started = time.perf_counter()
     for result in loaded.get_all_operations():
@@ -75,11 +75,11 @@ def plain_schemathesis(
     return sent, time.perf_counter() - started
 
 
-def plain_replay(base_url: str, schema: dict[str, Any], headers: dict[str, str], total: int) -> tuple[int, float]:
+def plain_replay(base_url: str, schema: ApiSchema, headers: dict[str, str], total: int) -> tuple[int, float]:
     """Send `total` requests of the schema's shapes in a bare httpx loop: the transport's and server's limit."""
     shapes = [
-        (op.method, fill_path(op.path, "00000000-0000-4000-8000-000000000000"), example_body(schema, op))
-        for op in operations(schema)
+        (op.method, fill_path(op.path, "00000000-0000-4000-8000-000000000000"), example_body(op))
+        for op in schema.operations
     ]
     started = time.perf_counter()
     with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
@@ -146,7 +146,7 @@ def main() -> None:
     instant_cpu, cpu = time.process_time() - cpu, time.process_time()
     started = time.perf_counter()
     with httpx.Client(base_url=BASE_INSTANT, headers=admin, transport=httpx.MockTransport(_instant)) as client:
-        shapes = [(op.method, fill_path(op.path, "0"), example_body(schema, op)) for op in operations(schema)]
+        shapes = [(op.method, fill_path(op.path, "0"), example_body(op)) for op in schema.operations]
         for n in range(instant.requests):
             method, path, body = shapes[n % len(shapes)]
             client.request(method, path, json=body)

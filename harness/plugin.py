@@ -9,6 +9,7 @@ report.md, junit.xml) and handed to the `pytest_harness_report` hook, which is h
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import secrets
@@ -135,8 +136,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _is_parallel_controller(config: pytest.Config) -> bool:
+    """Whether this process is the controller of a parallel run of the scenarios (which then starts the target
+    once for every worker). Any other parallel session, where the plugin is merely installed, starts nothing."""
     workers = config.getoption("numprocesses", None) if config.pluginmanager.hasplugin("xdist") else None
-    return bool(workers) and not hasattr(config, "workerinput")
+    return bool(workers) and not hasattr(config, "workerinput") and _runs_scenarios(config)
+
+
+def _runs_scenarios(config: pytest.Config) -> bool:
+    spec = importlib.util.find_spec("scenarios")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    home = [Path(p).resolve() for p in spec.submodule_search_locations]
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if any(path == root or root in path.parents for root in home):
+            return True
+    return False
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -22,6 +21,7 @@ from harness.checks.registry import PROBE_CHECKS, STATE_CHECKS, Context, Registe
 from harness.config.model import TargetConfig
 from harness.engine.fuzz import Fuzzer, FuzzLimits, FuzzRun
 from harness.engine.probes import CoverageCell, Probe, StateRead
+from harness.engine.schema import ApiSchema
 from harness.engine.world import World
 
 __all__ = ["FUZZ_CHECK_IDS", "FuzzResult", "Judge", "fuzz"]
@@ -117,7 +117,7 @@ def fuzz(
     base_url: str,
     config: TargetConfig,
     world: World,
-    schema: dict[str, Any],
+    schema: ApiSchema,
     seed: int,
     *,
     cases: int | None = None,

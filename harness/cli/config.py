@@ -15,7 +15,6 @@ from typing import Any
 
 from harness.config.model import config_json_schema, load_config, unmatched
 from harness.engine.schema import load_schema
-from harness.engine.schema import operations as schema_operations
 from harness.errors import ConfigError, HarnessError
 
 __all__ = ["add_config_commands", "run_config_command"]
@@ -52,7 +51,7 @@ def _check(path: Path, target: str | None) -> str:
     if target is not None and not target.startswith(("http://", "https://")):
         raise ConfigError(f"--target must be an http(s) URL, got {target!r}")
     document = load_schema(config, target)
-    operations = [(op.method, op.path) for op in schema_operations(document)]
+    operations = document.names()
     wrong = [f"{where}: {op} names no operation of the schema" for where, op in named if unmatched([op], operations)]
     if wrong:
         raise ConfigError(f"config {path}: " + "; ".join(wrong))

@@ -98,10 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"iam-harness: seed {seed}, target {args.target}, faults {','.join(faults) or 'none'}", flush=True)
     pytest_args = [
         str(_scenarios_dir()),
+        # Only the plugins a run needs: whatever else is installed (plugins that reorder, retry or time tests)
+        # has no say in a conformance run, and pytest need not load and rewrite it in every worker.
+        "--disable-plugin-autoload",
+        "-p", "xdist",
         "-p", "harness.plugin",
         "-p", "fixtures.plugin",
         "-p", "no:cacheprovider",
-        "-p", "no:benchmark",
         f"--rootdir={_scenarios_dir().parent}",
         f"--target={args.target}",
         f"--faults={','.join(faults)}",

@@ -27,23 +27,12 @@ class Case:
     body: Any = None
 
 
-def generate_cases(
-    schema: dict[str, Any], ops: list[Operation], *, per_operation: int, seed: int
-) -> dict[str, list[Case]]:
+def generate_cases(ops: list[Operation], *, per_operation: int, seed: int) -> dict[str, list[Case]]:
     """Up to `per_operation` distinct cases per operation; the first is always a minimal valid example."""
-    import schemathesis
-    from schemathesis.core.result import Ok
-
-    loaded = schemathesis.openapi.from_dict(schema)
-    wanted = {str(op) for op in ops}
-    out = {str(op): [Case(body=example_body(schema, op, text=PROBE))] for op in ops}
-    for result in loaded.get_all_operations():
-        if not isinstance(result, Ok):
-            continue  # an operation schemathesis cannot read keeps its minimal example
-        operation = result.ok()
-        key = f"{operation.method.upper()} {operation.path}"
-        if key in wanted and per_operation > 1:
-            _collect(operation, out[key], per_operation, seed)
+    out = {str(op): [Case(body=example_body(op, text=PROBE))] for op in ops}
+    for op in ops:
+        if op.source is not None and per_operation > 1:
+            _collect(op.source, out[str(op)], per_operation, seed)
     return out
 
 

@@ -31,7 +31,7 @@ from harness.engine.cases import PROBE, Case, generate_cases
 from harness.engine.exchange import Caller, Exchange
 from harness.engine.guard import pattern_regex
 from harness.engine.probes import CoverageCell, Family, Probe, StateRead
-from harness.engine.schema import Operation, body_fields, fill_path, invent_id, operations
+from harness.engine.schema import ApiSchema, Operation, body_fields, fill_path, invent_id
 from harness.engine.world import ClerkCredentials, Org, Principal, World
 
 __all__ = ["FuzzLimits", "FuzzRun", "Fuzzer", "is_never", "planned_operations", "unmatched_never"]
@@ -77,14 +77,14 @@ def is_never(config: TargetConfig, method: str, path: str) -> bool:
     )
 
 
-def unmatched_never(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
+def unmatched_never(config: TargetConfig, schema: ApiSchema) -> list[str]:
     """The `never` entries that name no operation of the schema: a typo there would protect nothing."""
-    return [str(p) for p in unmatched(config.fuzz.never, [(op.method, op.path) for op in operations(schema)])]
+    return [str(p) for p in unmatched(config.fuzz.never, schema.names())]
 
 
-def planned_operations(config: TargetConfig, schema: dict[str, Any]) -> tuple[list[Operation], list[Operation]]:
+def planned_operations(config: TargetConfig, schema: ApiSchema) -> tuple[list[Operation], list[Operation]]:
     """The operations the fuzz calls, in its order, and those the config says never to call."""
-    every = operations(schema)
+    every = list(schema.operations)
     never = [op for op in every if is_never(config, op.method, op.path)]
     ops = [op for op in every if op not in never]
     ops.sort(key=lambda op: (_METHOD_ORDER.get(op.method, 9), -op.path.count("/"), op.path))
@@ -103,7 +103,7 @@ class Fuzzer:
         base_url: str,
         config: TargetConfig,
         world: World,
-        schema: dict[str, Any],
+        schema: ApiSchema,
         seed: int,
         *,
         cases: int,
@@ -208,7 +208,7 @@ class Fuzzer:
         """Send every probe the budgets allow; never raises for what the target does."""
         started = time.monotonic()
         ops, never = planned_operations(self.config, self.schema)
-        cases = generate_cases(self.schema, ops, per_operation=self.cases, seed=self.seed)
+        cases = generate_cases(ops, per_operation=self.cases, seed=self.seed)
         principals = self.world.principals()
         groups: dict[str | None, list[Principal]] = {}
         for who in principals:
@@ -235,6 +235,11 @@ class Fuzzer:
                 caller.close()
         for op in never:
             self.coverage.setdefault(str(op), {})["*"] = CoverageCell(note="not called: the config says never")
+        for unread in self.schema.unreadable:
+            note = "not called: the config says never"
+            if not is_never(self.config, unread.method, unread.path):
+                note = f"not fuzzed: schemathesis cannot read it: {unread.reason}"
+            self.coverage.setdefault(str(unread), {})["*"] = CoverageCell(note=note)
         return FuzzRun(
             self.coverage, self.requests, time.monotonic() - started, tuple(str(o) for o in ops),
             tuple(str(o) for o in never), self.stopped, self.retried, self.unanswered,
@@ -331,7 +336,7 @@ class Fuzzer:
     ) -> None:
         references = {
             name: value
-            for name in body_fields(self.schema, op)
+            for name in body_fields(op)
             if name.endswith("_id") and (value := self.id_for(other, name, scratch=False))
         }
         if references:
@@ -355,7 +360,7 @@ class Fuzzer:
         if op.path_params:
             malformed = self.fill(op, dict.fromkeys(op.path_params, MALFORMED_ID))
             sent.append(self.send(caller, who, op, malformed, case, Family.MALFORMED_ID))
-        fields = body_fields(self.schema, op)
+        fields = body_fields(op)
         broken: dict[str, Any] = {n: MALFORMED_ID for n in fields if n.endswith("_id")}
         broken |= {n: [MALFORMED_ID] for n in fields if n.endswith("ids")}
         if broken and isinstance(body, dict):
@@ -413,7 +418,7 @@ class Fuzzer:
         """Each organisation's owner re-reads its canaries and lists (what `never` allows), for the state checks."""
         lists = [
             op
-            for op in operations(self.schema)
+            for op in self.schema.operations
             if op.method == "GET" and not op.path_params and not is_never(self.config, op.method, op.path)
         ]
         for org in self.world.orgs.values():

@@ -9,12 +9,11 @@ run does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harness.config.model import TargetConfig
-from harness.engine.fuzz import planned_operations
+from harness.engine.fuzz import is_never, planned_operations
 from harness.engine.probes import Family
-from harness.engine.schema import Operation, body_fields
+from harness.engine.schema import ApiSchema, Operation, body_fields
 
 __all__ = ["OperationPlan", "plan", "plan_lines", "plan_summary", "principal_names"]
 
@@ -27,6 +26,7 @@ class OperationPlan:
     principals: tuple[str, ...]
     families: tuple[Family, ...]
     never: bool = False
+    unreadable: str | None = None  # why schemathesis cannot read the operation's definition
 
 
 def principal_names(config: TargetConfig) -> tuple[str, ...]:
@@ -37,9 +37,9 @@ def principal_names(config: TargetConfig) -> tuple[str, ...]:
     return (*(f"org{n} {who}" for n in (1, 2) for who in per_org), "anonymous")
 
 
-def _families(config: TargetConfig, schema: dict[str, Any], op: Operation) -> tuple[Family, ...]:
+def _families(config: TargetConfig, op: Operation) -> tuple[Family, ...]:
     params = {c.param for c in config.canaries} | ({config.members.param} if config.members else set())
-    fields = body_fields(schema, op)
+    fields = body_fields(op)
     found = [Family.ROLE, Family.ORG_SWITCH]
     if op.path_params and set(op.path_params) <= params:
         found.append(Family.FOREIGN_ID)
@@ -54,16 +54,21 @@ def _families(config: TargetConfig, schema: dict[str, Any], op: Operation) -> tu
     return tuple(found)
 
 
-def plan(config: TargetConfig, schema: dict[str, Any]) -> tuple[OperationPlan, ...]:
+def plan(config: TargetConfig, schema: ApiSchema) -> tuple[OperationPlan, ...]:
     """Every operation of the schema, in the engine's order, then those never called."""
     ops, never = planned_operations(config, schema)
     who = principal_names(config)
-    planned = [OperationPlan(str(op), who, _families(config, schema, op)) for op in ops]
+    planned = [OperationPlan(str(op), who, _families(config, op)) for op in ops]
     planned += [OperationPlan(str(op), (), (), never=True) for op in never]
+    planned += [
+        OperationPlan(str(op), (), (), unreadable=op.reason)
+        for op in schema.unreadable
+        if not is_never(config, op.method, op.path)
+    ]
     return tuple(planned)
 
 
-def plan_lines(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
+def plan_lines(config: TargetConfig, schema: ApiSchema) -> list[str]:
     """The whole plan, one line per operation."""
     planned = plan(config, schema)
     width = max((len(p.operation) for p in planned), default=0)
@@ -71,17 +76,22 @@ def plan_lines(config: TargetConfig, schema: dict[str, Any]) -> list[str]:
     for p in planned:
         if p.never:
             lines.append(f"{p.operation:<{width}}  NEVER: listed under [fuzz] never; no phase calls it")
+        elif p.unreadable is not None:
+            lines.append(f"{p.operation:<{width}}  NOT FUZZED: schemathesis cannot read it: {p.unreadable}")
         else:
             lines.append(f"{p.operation:<{width}}  {len(p.principals)} principals: {', '.join(p.families)}")
     return [*lines, plan_summary(config, schema)]
 
 
-def plan_summary(config: TargetConfig, schema: dict[str, Any], cases: int | None = None) -> str:
+def plan_summary(config: TargetConfig, schema: ApiSchema, cases: int | None = None) -> str:
     """One line: how many operations and principals, `cases` each (the config's), and what is never called."""
     planned = plan(config, schema)
-    called = [p for p in planned if not p.never]
+    called = [p for p in planned if not p.never and p.unreadable is None]
     never = [p.operation for p in planned if p.never]
+    unreadable = [p.operation for p in planned if p.unreadable is not None]
     told = f"never called: {', '.join(never)}" if never else "nothing listed under never"
+    if unreadable:
+        told += f"; not fuzzed, the schema's definition unreadable: {', '.join(unreadable)}"
     return (
         f"plan: {len(called)} operations x {len(principal_names(config))} principals, "
         f"{cases or config.fuzz.cases} cases each; {told}"

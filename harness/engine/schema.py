@@ -1,8 +1,10 @@
-"""The target's OpenAPI schema read as a list of operations, each knowing who may call it.
+"""The target's OpenAPI schema, parsed once by schemathesis into operations that each know who may call it.
 
-An operation is public when it declares `security: []` (or the config lists it under `[fuzz] public`); a
-schema that declares no security leaves every operation guarded. One is about the caller alone when it
-carries `x-iam-self: true`.
+schemathesis reads the document (references resolved, OpenAPI 3.0 types converted to JSON Schema); every
+operation keeps its schemathesis handle, so that the fuzz's cases are drawn from the same parse. An operation
+is public when it declares `security: []` (or the config lists it under `[fuzz] public`); a schema that
+declares no security leaves every operation guarded. One is about the caller alone when it carries
+`x-iam-self: true`. An operation schemathesis cannot read is kept by name, with the reason, and not fuzzed.
 """
 
 from __future__ import annotations
@@ -10,14 +12,24 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.config.model import TargetConfig, load_schema_file
 from harness.engine.exchange import Caller
 from harness.errors import ConfigError, TargetUnreachable
 
-__all__ = ["Operation", "body_fields", "example_body", "fill_path", "invent_id", "load_schema", "operations"]
+__all__ = [
+    "ApiSchema",
+    "Operation",
+    "Unreadable",
+    "body_fields",
+    "example_body",
+    "fill_path",
+    "invent_id",
+    "load_schema",
+    "parse_schema",
+]
 
 _METHODS = ("get", "put", "post", "delete", "patch")
 _PARAM = re.compile(r"{([^}/]+)}")
@@ -31,8 +43,9 @@ class Operation:
     path: str
     public: bool
     self_only: bool
-    body_schema: dict[str, Any] | None
+    body_schema: dict[str, Any] | None  # the JSON body's schema, self-contained (its references point inside it)
     param_schemas: tuple[tuple[str, dict[str, Any]], ...] = ()  # path parameter -> its JSON Schema
+    source: Any = field(default=None, compare=False, repr=False)  # schemathesis's operation, to draw cases from
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -52,46 +65,87 @@ class Operation:
         return self.method != "GET"
 
 
-def operations(schema: dict[str, Any]) -> list[Operation]:
-    """Every operation of the schema, in path order."""
-    default_security = schema.get("security")
-    out = []
-    for path, item in sorted(schema.get("paths", {}).items()):
-        for method in _METHODS:
-            op = item.get(method)
-            if not isinstance(op, dict):
-                continue
-            security = op.get("security", default_security)
-            body = _json_body_schema(schema, op)
-            params = {}
-            for declared in [*item.get("parameters", []), *op.get("parameters", [])]:
-                declared = _resolve(schema, declared) if isinstance(declared, dict) else {}
-                if declared.get("in") == "path" and isinstance(declared.get("name"), str):
-                    params[declared["name"]] = _resolve(schema, declared.get("schema", {}))
-            out.append(
-                Operation(
-                    method=method.upper(),
-                    path=path,
-                    # Public only where the schema says so (`security: []`, or an empty requirement among the
-                    # options): a schema that declares no security at all must not make every operation public,
-                    # or no refusal could ever be demanded. `[fuzz] public` names the rest.
-                    public=isinstance(security, list) and (security == [] or {} in security),
-                    self_only=bool(op.get("x-iam-self", False)),
-                    body_schema=body,
-                    param_schemas=tuple(sorted(params.items())),
-                )
+@dataclass(frozen=True)
+class Unreadable:
+    """An operation schemathesis could not read (an unresolvable reference, say): named, never fuzzed."""
+
+    method: str
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class ApiSchema:
+    """The document as read, and its operations in path order."""
+
+    document: dict[str, Any] = field(repr=False)
+    operations: tuple[Operation, ...]
+    unreadable: tuple[Unreadable, ...] = ()
+
+    def names(self) -> list[tuple[str, str]]:
+        """`(METHOD, /path)` of every operation the document declares, read or not (what `never` may name)."""
+        return sorted([(op.method, op.path) for op in self.operations] + [(u.method, u.path) for u in self.unreadable])
+
+
+def parse_schema(document: dict[str, Any], where: str = "the schema") -> ApiSchema:
+    """Every operation of the document, in path order, from one schemathesis parse."""
+    import schemathesis
+    from schemathesis.core.errors import LoaderError
+    from schemathesis.core.result import Ok
+
+    default_security = document.get("security")
+    read: list[Operation] = []
+    unreadable: list[Unreadable] = []
+    try:
+        loaded = schemathesis.openapi.from_dict(document)
+    except LoaderError as exc:
+        raise ConfigError(f"{where}: schemathesis cannot read it: {_first_line(str(exc))}") from None
+    for result in loaded.get_all_operations():
+        if not isinstance(result, Ok):
+            error = result.err()
+            reason = _first_line(str(error)) or type(error).__name__
+            unreadable.append(Unreadable(str(error.method or "").upper(), str(error.path or ""), reason))
+            continue
+        found = result.ok()
+        if found.method.lower() not in _METHODS:
+            continue
+        raw = found.definition.raw
+        security = raw.get("security", default_security)
+        body = next((b for b in found.body if b.media_type == "application/json"), None)
+        read.append(
+            Operation(
+                method=found.method.upper(),
+                path=found.path,
+                # Public only where the schema says so (`security: []`, or an empty requirement among the
+                # options): a schema that declares no security at all must not make every operation public,
+                # or no refusal could ever be demanded. `[fuzz] public` names the rest.
+                public=isinstance(security, list) and (security == [] or {} in security),
+                self_only=bool(raw.get("x-iam-self", False)),
+                body_schema=dict(body.optimized_schema) if body is not None else None,
+                param_schemas=tuple(sorted((p.name, dict(p.optimized_schema)) for p in found.path_parameters)),
+                source=found,
             )
-    return out
+        )
+    read.sort(key=lambda op: (op.path, _METHODS.index(op.method.lower())))
+    return ApiSchema(document, tuple(read), tuple(unreadable))
 
 
-def body_fields(schema: dict[str, Any], operation: Operation) -> tuple[str, ...]:
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def body_fields(operation: Operation) -> tuple[str, ...]:
     """The top-level property names of the operation's JSON body, required or not."""
     if operation.body_schema is None:
         return ()
-    node = _resolve(schema, operation.body_schema)
+    root = operation.body_schema
+    node = _resolve(root, root)
     for key in ("anyOf", "oneOf", "allOf"):
         for option in node.get(key, []):
-            found = _resolve(schema, option).get("properties")
+            found = _resolve(root, option).get("properties")
             if isinstance(found, dict):
                 return tuple(found)
     props = node.get("properties", {})
@@ -117,29 +171,21 @@ def fill_path(path: str, value: str) -> str:
     return _PARAM.sub(value, path)
 
 
-def example_body(schema: dict[str, Any], operation: Operation, text: str = "example") -> Any:
+def example_body(operation: Operation, text: str = "example") -> Any:
     """A minimal valid JSON body for the operation (required fields only), or None if it takes none."""
     if operation.body_schema is None:
         return None
-    return _example(schema, operation.body_schema, text, depth=0)
+    return _example(operation.body_schema, operation.body_schema, text, depth=0)
 
 
-def _json_body_schema(schema: dict[str, Any], op: dict[str, Any]) -> dict[str, Any] | None:
-    body = _resolve(schema, op.get("requestBody", {}))
-    media = body.get("content", {}).get("application/json")
-    if not isinstance(media, dict) or "schema" not in media:
-        return None
-    found: dict[str, Any] = media["schema"]
-    return found
-
-
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """`node` with its local reference followed (within `root`, where schemathesis bundled what it refers to)."""
     seen = 0
     while "$ref" in node and seen < 20:
         ref = node["$ref"]
         if not isinstance(ref, str) or not ref.startswith("#/"):
             return {}
-        target: Any = schema
+        target: Any = root
         for step in ref[2:].split("/"):
             target = target.get(step, {}) if isinstance(target, dict) else {}
         node = target if isinstance(target, dict) else {}
@@ -180,12 +226,13 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
     return text
 
 
-def load_schema(config: TargetConfig, base_url: str | None, *, transport: Any = None) -> dict[str, Any]:
+def load_schema(config: TargetConfig, base_url: str | None, *, transport: Any = None) -> ApiSchema:
     """The target's OpenAPI document: the config's local `schema_file`, or read anonymously from the target as any
     client would. Anything that is not an OpenAPI document (an HTML page, a 404, other JSON) is a config error
     naming the field, never a run that goes on to answer NO."""
     if config.schema_file is not None:
-        return _openapi(load_schema_file(config), f"config {config.source}: [target] schema_file {config.schema_file}")
+        where = f"config {config.source}: [target] schema_file {config.schema_file}"
+        return parse_schema(_openapi(load_schema_file(config), where), where)
     if base_url is None or config.schema is None:
         raise ConfigError(f"config {config.source}: [target] schema: a path on the target needs the target's URL")
     with Caller(base_url, transport=transport) as anonymous:
@@ -195,7 +242,9 @@ def load_schema(config: TargetConfig, base_url: str | None, *, transport: Any = 
         raise TargetUnreachable(f"{base_url}{config.schema} did not answer: {got.failure}")
     if not got.ok:
         raise ConfigError(f"{where} answered {got.status}, not an OpenAPI document")
-    return _openapi(got.json(), f"{where} answered {got.headers.get('content-type', 'something')}, which")
+    return parse_schema(
+        _openapi(got.json(), f"{where} answered {got.headers.get('content-type', 'something')}, which"), where
+    )
 
 
 def _openapi(document: Any, where: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from app.migrations import HEAD
 from tests.app.support import ISSUER, Minter, app_environment, clerk_id, public_pem, run_app
 
+pytestmark = pytest.mark.e2e  # the app's command line in subprocesses, over real TCP
+
 
 def free_port() -> int:
     with socket.socket() as sock:

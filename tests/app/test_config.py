@@ -215,6 +215,7 @@ def test_parse_faults() -> None:
     ],
     ids=["faults-outside-test-mode", "malformed-webhook-secret"],
 )
+@pytest.mark.e2e  # the app's command line in a subprocess
 def test_serve_with_a_refused_setting_exits_2_with_one_line(
     signing_key: rsa.RSAPrivateKey, variables: dict[str, str], message: str
 ) -> None:

@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 
 from harness.config.model import TargetConfig, load_config
+from harness.engine.schema import parse_schema
 from harness.engine.world import Canary, Org, Principal, StaticCredentials, World
 
 KEYS = {"key-a-admin": ("a", "admin"), "key-a-viewer": ("a", "viewer"), "key-b-admin": ("b", "admin"),
         "key-b-viewer": ("b", "viewer")}  # fmt: skip
 
-SCHEMA: dict[str, Any] = {
+DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "items", "version": "1"},
     "components": {"securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-Key"}}},
@@ -52,6 +53,7 @@ SCHEMA: dict[str, Any] = {
         "/admin/reset": {"post": {"security": [], "responses": {}}},
     },
 }
+SCHEMA = parse_schema(DOCUMENT)
 
 CONFIG = """
 [target]

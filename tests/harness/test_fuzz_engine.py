@@ -3,6 +3,7 @@ what a misbehaving target costs (the findings of that request, never the run).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,8 @@ from harness.checks.findings import FindingKind
 from harness.checks.fuzz import FuzzResult, fuzz
 from harness.engine.fuzz import FuzzLimits
 from harness.engine.guard import GuardedTransport
-from tests.harness.fakes import SCHEMA, FakeApi, fake_config, fake_world
+from harness.engine.schema import parse_schema
+from tests.harness.fakes import DOCUMENT, SCHEMA, FakeApi, fake_config, fake_world
 
 BASE = "http://items.test"
 
@@ -111,3 +113,30 @@ def test_a_budget_ends_the_run_as_partial_coverage(tmp_path: Path) -> None:
     assert result.requests == 20 + 2 * 2
     assert result.run.stopped is not None and "request budget" in result.run.stopped
     assert any(f.kind is FindingKind.BUDGET_EXHAUSTED and "M4" in f.checks for f in result.findings)
+
+
+def test_the_cases_are_drawn_from_the_schema_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No second reading of the document during a run: every case comes from the operations already parsed."""
+    import schemathesis
+
+    def second_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the schema was parsed a second time")
+
+    monkeypatch.setattr(schemathesis.openapi, "from_dict", second_parse)
+    result = _fuzz(tmp_path, FakeApi(), cases=4)
+    assert result.findings == () and result.requests > 50
+
+
+def test_an_operation_the_schema_cannot_describe_is_not_sent_and_says_so(tmp_path: Path) -> None:
+    """Its coverage row names the reason, and nothing is invented for it."""
+    document = json.loads(json.dumps(DOCUMENT))
+    broken = {"name": "n", "in": "path", "required": True, "schema": {"$ref": "#/components/schemas/Gone"}}
+    document["paths"]["/notes/{n}"] = {"get": {"parameters": [broken]}}
+    api = FakeApi()
+    config = fake_config(tmp_path)
+    transport = GuardedTransport([("POST", "/admin/*")], inner=api.transport())
+    result = fuzz(BASE, config, fake_world(api), parse_schema(document), 7, transport=transport)
+    assert result.findings == ()
+    assert not [sent for sent in api.requests if "/notes" in sent]
+    note = result.run.coverage["GET /notes/{n}"]["*"].note
+    assert note.startswith("not fuzzed: schemathesis cannot read it: Unresolvable reference")

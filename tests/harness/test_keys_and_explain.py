@@ -108,6 +108,7 @@ def test_cli_mint_pem_and_decode_agree(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--ttl" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.e2e  # the CLI in a subprocess
 def test_token_attacks_lists_every_catalogue_entry(tmp_path: Path) -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "harness", "token", "attacks"],

@@ -10,7 +10,7 @@ import pytest
 
 from harness.config.model import load_config
 from harness.engine.exchange import leaks_in, lookup
-from harness.engine.schema import example_body, fill_path, load_schema, operations
+from harness.engine.schema import body_fields, example_body, fill_path, load_schema, parse_schema
 from harness.errors import ConfigError
 
 SCHEMA: dict[str, Any] = {
@@ -46,7 +46,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def test_operations_know_public_and_self() -> None:
-    ops = {str(op): op for op in operations(SCHEMA)}
+    ops = {str(op): op for op in parse_schema(SCHEMA).operations}
     assert set(ops) == {"GET /health", "GET /api/me", "GET /api/things/{thing_id}", "PATCH /api/things/{thing_id}"}
     assert ops["GET /health"].public and not ops["GET /api/me"].public
     assert ops["GET /api/me"].self_only and not ops["GET /api/things/{thing_id}"].self_only
@@ -55,20 +55,24 @@ def test_operations_know_public_and_self() -> None:
 
 
 def test_schema_wide_security_applies_unless_overridden() -> None:
-    schema = {"security": [{"S": []}], "paths": {"/a": {"get": {}}, "/b": {"get": {"security": []}}}}
-    assert [op.public for op in operations(schema)] == [False, True]
+    schema = {
+        "openapi": "3.1.0",
+        "security": [{"S": []}],
+        "paths": {"/a": {"get": {}}, "/b": {"get": {"security": []}}},
+    }
+    assert [op.public for op in parse_schema(schema).operations] == [False, True]
 
 
 def test_example_body_has_required_fields_only() -> None:
-    patch = next(op for op in operations(SCHEMA) if op.method == "PATCH")
-    assert example_body(SCHEMA, patch, text="x") == {
+    patch = next(op for op in parse_schema(SCHEMA).operations if op.method == "PATCH")
+    assert example_body(patch, text="x") == {
         "name": "x",
         "email": "x@example.org",
         "kind": "a",
         "tags": [],
         "size": 3,
     }
-    assert example_body(SCHEMA, next(op for op in operations(SCHEMA) if op.method == "GET")) is None
+    assert example_body(next(op for op in parse_schema(SCHEMA).operations if op.method == "GET")) is None
 
 
 def test_fill_path() -> None:
@@ -90,7 +94,7 @@ def test_lookup() -> None:
 
 def test_a_schema_that_declares_no_security_leaves_every_operation_guarded() -> None:
     """Otherwise every operation would be public, and no refusal could ever be demanded (M3 could not fail)."""
-    ops = operations({"paths": {"/a": {"get": {}}, "/b": {"get": {"security": []}}}})
+    ops = parse_schema({"openapi": "3.1.0", "paths": {"/a": {"get": {}}, "/b": {"get": {"security": []}}}}).operations
     assert [(str(op), op.public) for op in ops] == [("GET /a", False), ("GET /b", True)]
 
 
@@ -113,3 +117,58 @@ def test_a_malformed_schema_is_one_line_naming_where(tmp_path: Path, paths: dict
     )
     with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("/", "/")):
         load_schema(load_config(config), None)
+
+
+OPENAPI_30: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "paths": {
+        "/a/{x}": {
+            "parameters": [
+                {"name": "x", "in": "path", "required": True, "schema": {"$ref": "#/components/schemas/Id"}}
+            ],
+            "get": {"security": [{"S": []}]},
+            "post": {
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/B"}}}},
+            },
+        },
+        "/broken/{y}": {
+            "get": {
+                "parameters": [
+                    {"name": "y", "in": "path", "required": True, "schema": {"$ref": "#/components/schemas/Gone"}}
+                ]
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Id": {"type": "integer", "minimum": 5},
+            "B": {
+                "type": "object",
+                "properties": {"n": {"$ref": "#/components/schemas/Id"}, "s": {"type": "string", "nullable": True}},
+                "required": ["n", "s"],
+            },
+        }
+    },
+}
+
+
+def test_references_and_openapi_30_types_come_resolved_from_the_one_parse() -> None:
+    """Path-level parameters, `$ref`s and OpenAPI 3.0's `nullable` as schemathesis reads them."""
+    parsed = parse_schema(OPENAPI_30)
+    post = next(op for op in parsed.operations if op.method == "POST")
+    assert post.param_schema("x") == {"type": "integer", "minimum": 5}
+    assert body_fields(post) == ("n", "s")
+    assert example_body(post, text="t") == {"n": 5, "s": "t"}
+    assert all(op.source is not None for op in parsed.operations)  # the cases are drawn from the same parse
+
+
+def test_an_operation_schemathesis_cannot_read_is_named_and_never_fuzzed() -> None:
+    parsed = parse_schema(OPENAPI_30)
+    assert [str(op) for op in parsed.operations] == ["GET /a/{x}", "POST /a/{x}"]
+    assert [(str(u), "Unresolvable reference" in u.reason) for u in parsed.unreadable] == [("GET /broken/{y}", True)]
+    assert ("GET", "/broken/{y}") in parsed.names()  # `never` may still name it
+
+
+def test_a_document_schemathesis_cannot_load_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^api\.json: schemathesis cannot read it: .*Open API 9.0.0"):
+        parse_schema({"openapi": "9.0.0", "paths": {}}, "api.json")

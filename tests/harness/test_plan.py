@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.config.model import load_config
 from harness.engine.plan import plan, plan_summary
 from harness.engine.schema import load_schema
@@ -24,6 +26,7 @@ def test_the_plan_names_every_operation_and_what_is_never_called() -> None:
     assert "never called: POST /admin/reset" in plan_summary(config, schema)
 
 
+@pytest.mark.e2e  # the CLI in a subprocess
 def test_the_plan_command_sends_nothing_for_a_schema_file() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "harness", "plan", "--config", str(LIBRARY)],

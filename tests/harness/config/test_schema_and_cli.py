@@ -66,6 +66,7 @@ def test_config_check_passes_a_good_file(capsys: pytest.CaptureFixture[str]) -> 
     assert len(out) == 1 and out[0].startswith(f"{SHIPPED}: valid, 7 operations named")
 
 
+@pytest.mark.e2e  # the CLI in a subprocess
 def test_config_check_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
     path = changed(tmp_path, lambda raw: raw.update(fuzz={"casez": 3}))
     done = subprocess.run(

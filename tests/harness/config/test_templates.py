@@ -7,7 +7,7 @@ from typing import Any
 from harness.config.operations import OperationPattern, OperationRef, parse_pattern, unmatched
 from harness.config.placeholders import fill_template, placeholders_in, run_values
 from harness.engine import world
-from harness.engine.schema import operations
+from harness.engine.schema import parse_schema
 
 
 def test_a_whole_placeholder_takes_the_value_as_it_is() -> None:
@@ -45,9 +45,10 @@ def test_patterns_match_templates_whatever_their_parameter_names() -> None:
 
 def test_unmatched_lists_what_names_no_operation() -> None:
     document: dict[str, Any] = {
-        "paths": {"/admin/reset": {"post": {}}, "/books/{title}": {"get": {}, "put": {}}, "/x": {"trace": {}}}
+        "openapi": "3.1.0",
+        "paths": {"/admin/reset": {"post": {}}, "/books/{title}": {"get": {}, "put": {}}, "/x": {"trace": {}}},
     }
-    ops = [(op.method, op.path) for op in operations(document)]
+    ops = [(op.method, op.path) for op in parse_schema(document).operations]
     assert ops == [("POST", "/admin/reset"), ("GET", "/books/{title}"), ("PUT", "/books/{title}")]
     typo, exact = OperationPattern("POST", "/admin/rest"), OperationRef("GET", "/books/{id}")
     assert unmatched([OperationPattern("*", "/admin/*"), typo, exact, OperationRef("GET", "/x")], ops) == [
