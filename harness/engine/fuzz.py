@@ -91,6 +91,27 @@ def planned_operations(config: TargetConfig, schema: ApiSchema) -> tuple[list[Op
     return ops, never
 
 
+def families_for(config: TargetConfig, op: Operation) -> tuple[Family, ...]:
+    """The families of probes the engine sends on `op`: what the plan prints, and all the engine may send."""
+    params = {c.param for c in config.canaries} | ({config.members.param} if config.members else set())
+    fields = body_fields(op)
+    found = [Family.ROLE]
+    if op.path_params and set(op.path_params) <= params:
+        found.append(Family.FOREIGN_ID)
+    if op.mutating and op.body_schema is not None:
+        if any(f.endswith("_id") and f in params for f in fields):
+            found.append(Family.FOREIGN_REFERENCE)
+        found.append(Family.MASS_ASSIGNMENT)
+    if not config.principals:
+        # Organisation ids are known, and sessions name an organisation, only in a world of Clerk sign-ins.
+        found += [Family.ORG_SWITCH, Family.ORG_CLAIM]
+    if op.search_params:
+        found.append(Family.FOREIGN_QUERY)
+    if any(f.endswith(("_id", "ids")) for f in fields) or op.path_params:
+        found.append(Family.MALFORMED_ID)
+    return tuple(found)
+
+
 class _Stop(Exception):
     """A budget ran out, or the target stopped answering: no more requests."""
 
@@ -182,6 +203,8 @@ class Fuzzer:
         self, caller: Caller, who: Principal, op: Operation, path: str, case: Case, family: Family,
         headers: dict[str, str] | None = None, query: dict[str, Any] | None = None, body: Any = None,
     ) -> Exchange:  # fmt: skip
+        # The plan is the engine's own rule: a family it does not list is never sent (the plan cannot drift).
+        assert family in families_for(self.config, op), f"{family} is not planned for {op}"
         self._spend(str(op))
         with self.lock:
             cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
@@ -274,35 +297,37 @@ class Fuzzer:
             if seen:
                 self.probe(Family.ROLE, op, who, *seen, own_records=own_ids is not None)
         if org is not None:
-            query_keys = sorted({k for c in cases for k, v in c.query.items() if isinstance(v, str)})
-            self.cross_org(caller, who, op, cases[0], org, own_path, query_keys)
+            self.cross_org(caller, who, op, cases[0], org, own_path)
 
-    def cross_org(
-        self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org, own_path: str, query_keys: list[str]
-    ) -> None:
+    def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org, own_path: str) -> None:
+        planned = families_for(self.config, op)
         own_body = self.mark_body(case.body, 999, org)
         for other in self.world.orgs.values():
             if other.key == org.key:
                 continue
-            if op.path_params:
+            if Family.FOREIGN_ID in planned:
                 self.foreign_ids(caller, who, op, case, other, own_body)
-            if isinstance(own_body, dict) and op.mutating:
+            if isinstance(own_body, dict) and Family.MASS_ASSIGNMENT in planned:
                 self.foreign_bodies(caller, who, op, case, other, own_body, own_path)
-            if other.id is not None:
+            if Family.ORG_SWITCH in planned and other.id is not None:
                 switch = {ORG_SWITCH_HEADER: other.id}
                 got = self.send(
                     caller, who, op, own_path, case, Family.ORG_SWITCH, headers=switch, query={"org_id": other.id}
                 )
                 self.probe(Family.ORG_SWITCH, op, who, got, other_org=other.key, substituted=f"{switch}")
-            if isinstance(who.credentials, ClerkCredentials) and isinstance(other.owner.credentials, ClerkCredentials):
+            if (
+                Family.ORG_CLAIM in planned
+                and isinstance(who.credentials, ClerkCredentials)
+                and isinstance(other.owner.credentials, ClerkCredentials)
+            ):
                 # The caller's own session naming the other organisation: only a membership may let it in.
                 claimed = other.owner.credentials.org
                 if claimed is not None:
                     forged = ClerkCredentials(who.credentials.issuer, who.credentials.sub, claimed).headers()
                     got = self.send(caller, who, op, own_path, case, Family.ORG_CLAIM, headers=forged)
                     self.probe(Family.ORG_CLAIM, op, who, got, other_org=other.key, substituted=f"o.id {claimed.id}")
-            if query_keys and (foreign_markers := sorted(self.world.markers(other.key))):
-                self.foreign_query(caller, who, op, case, own_path, query_keys, foreign_markers[0], other)
+            if Family.FOREIGN_QUERY in planned and (foreign_markers := sorted(self.world.markers(other.key))):
+                self.foreign_query(caller, who, op, case, own_path, list(op.search_params), foreign_markers[0], other)
         self.malformed(caller, who, op, case, own_path, own_body)
 
     def foreign_query(

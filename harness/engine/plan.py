@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.config.model import TargetConfig
-from harness.engine.fuzz import is_never, planned_operations
+from harness.engine.fuzz import families_for, is_never, planned_operations
 from harness.engine.probes import Family
-from harness.engine.schema import ApiSchema, Operation, body_fields
+from harness.engine.schema import ApiSchema
 
 __all__ = ["OperationPlan", "plan", "plan_lines", "plan_summary", "principal_names"]
 
@@ -37,28 +37,11 @@ def principal_names(config: TargetConfig) -> tuple[str, ...]:
     return (*(f"org{n} {who}" for n in (1, 2) for who in per_org), "anonymous")
 
 
-def _families(config: TargetConfig, op: Operation) -> tuple[Family, ...]:
-    params = {c.param for c in config.canaries} | ({config.members.param} if config.members else set())
-    fields = body_fields(op)
-    found = [Family.ROLE, Family.ORG_SWITCH]
-    if op.path_params and set(op.path_params) <= params:
-        found.append(Family.FOREIGN_ID)
-    if op.mutating and op.body_schema is not None:
-        if any(f.endswith("_id") and f in params for f in fields):
-            found.append(Family.FOREIGN_REFERENCE)
-        found.append(Family.MASS_ASSIGNMENT)
-    if not config.principals:
-        found.append(Family.ORG_CLAIM)
-    if any(f.endswith(("_id", "ids")) for f in fields) or op.path_params:
-        found.append(Family.MALFORMED_ID)
-    return tuple(found)
-
-
 def plan(config: TargetConfig, schema: ApiSchema) -> tuple[OperationPlan, ...]:
     """Every operation of the schema, in the engine's order, then those never called."""
     ops, never = planned_operations(config, schema)
     who = principal_names(config)
-    planned = [OperationPlan(str(op), who, _families(config, op)) for op in ops]
+    planned = [OperationPlan(str(op), who, families_for(config, op)) for op in ops]
     planned += [OperationPlan(str(op), (), (), never=True) for op in never]
     planned += [
         OperationPlan(str(op), (), (), unreadable=op.reason)

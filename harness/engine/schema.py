@@ -45,6 +45,7 @@ class Operation:
     self_only: bool
     body_schema: dict[str, Any] | None  # the JSON body's schema, self-contained (its references point inside it)
     param_schemas: tuple[tuple[str, dict[str, Any]], ...] = ()  # path parameter -> its JSON Schema
+    search_params: tuple[str, ...] = ()  # query parameters that take free text (a search can be sent through them)
     source: Any = field(default=None, compare=False, repr=False)  # schemathesis's operation, to draw cases from
 
     def __str__(self) -> str:
@@ -126,11 +127,21 @@ def parse_schema(document: dict[str, Any], where: str = "the schema") -> ApiSche
                 self_only=bool(raw.get("x-iam-self", False)),
                 body_schema=dict(body.optimized_schema) if body is not None else None,
                 param_schemas=tuple(sorted((p.name, dict(p.optimized_schema)) for p in found.path_parameters)),
+                search_params=tuple(sorted(p.name for p in found.query if _free_text(p.optimized_schema))),
                 source=found,
             )
         )
     read.sort(key=lambda op: (op.path, _METHODS.index(op.method.lower())))
     return ApiSchema(document, tuple(read), tuple(unreadable))
+
+
+def _free_text(node: Any) -> bool:
+    """Whether a parameter's schema takes any text: a string with no enumeration, constant or format."""
+    return (
+        isinstance(node, dict)
+        and node.get("type") == "string"
+        and not any(key in node for key in ("enum", "const", "format"))
+    )
 
 
 def _first_line(text: str) -> str:

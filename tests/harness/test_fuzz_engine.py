@@ -13,6 +13,8 @@ from harness.checks.findings import FindingKind
 from harness.checks.fuzz import FuzzResult, fuzz
 from harness.engine.fuzz import FuzzLimits
 from harness.engine.guard import GuardedTransport
+from harness.engine.plan import plan
+from harness.engine.probes import Family
 from harness.engine.schema import parse_schema
 from tests.harness.fakes import DOCUMENT, SCHEMA, FakeApi, fake_config, fake_world
 
@@ -140,3 +142,15 @@ def test_an_operation_the_schema_cannot_describe_is_not_sent_and_says_so(tmp_pat
     assert not [sent for sent in api.requests if "/notes" in sent]
     note = result.run.coverage["GET /notes/{n}"]["*"].note
     assert note.startswith("not fuzzed: schemathesis cannot read it: Unresolvable reference")
+
+
+def test_the_plan_is_what_the_engine_sends(tmp_path: Path) -> None:
+    """On a healthy target every planned family is sent, and nothing else: `iam-harness plan` tells the truth."""
+    config = fake_config(tmp_path)
+    result = _fuzz(tmp_path, FakeApi())
+    for planned in plan(config, SCHEMA):
+        cells = result.run.coverage.get(planned.operation, {}).values()
+        sent = {family for cell in cells for family in cell.families}
+        assert sent == {f.value for f in planned.families}, planned.operation
+    search = next(p for p in plan(config, SCHEMA) if p.operation == "GET /items")
+    assert Family.FOREIGN_QUERY in search.families and Family.ORG_SWITCH not in search.families  # no org ids here

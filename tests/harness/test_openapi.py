@@ -172,3 +172,15 @@ def test_an_operation_schemathesis_cannot_read_is_named_and_never_fuzzed() -> No
 def test_a_document_schemathesis_cannot_load_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"^api\.json: schemathesis cannot read it: .*Open API 9.0.0"):
         parse_schema({"openapi": "9.0.0", "paths": {}}, "api.json")
+
+
+def test_search_parameters_are_the_free_text_query_parameters() -> None:
+    query = [
+        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 50}},
+        {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"]}},
+        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+        {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+    ]
+    (op,) = parse_schema({"openapi": "3.1.0", "paths": {"/s": {"get": {"parameters": query}}}}).operations
+    assert op.search_params == ("q",)
