@@ -134,6 +134,7 @@ class Caller:
         self.name = name
         self.base_url = base_url
         self.headers = dict(headers or {})
+        self.presented_at = time.monotonic()  # when these credentials were handed over
         self._client = httpx.Client(base_url=base_url, headers=self.headers, timeout=timeout, transport=transport)
 
     def present(self, headers: dict[str, str]) -> None:
@@ -141,6 +142,7 @@ class Caller:
         for key in self.headers:
             self._client.headers.pop(key, None)
         self.headers = dict(headers)
+        self.presented_at = time.monotonic()
         self._client.headers.update(headers)
 
     def close(self) -> None:

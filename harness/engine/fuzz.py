@@ -112,6 +112,12 @@ def families_for(config: TargetConfig, op: Operation) -> tuple[Family, ...]:
     return tuple(found)
 
 
+def _keep_fresh(caller: Caller, who: Principal) -> None:
+    """Present a new token once the caller's is old: a session token outlives no request it is sent with."""
+    if time.monotonic() - caller.presented_at > TOKEN_REFRESH_SECONDS:
+        caller.present(who.credentials.headers())
+
+
 class _Stop(Exception):
     """A budget ran out, or the target stopped answering: no more requests."""
 
@@ -206,6 +212,7 @@ class Fuzzer:
         # The plan is the engine's own rule: a family it does not list is never sent (the plan cannot drift).
         assert family in families_for(self.config, op), f"{family} is not planned for {op}"
         self._spend(str(op))
+        _keep_fresh(caller, who)
         with self.lock:
             cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
             cell.requests += 1
@@ -237,15 +244,10 @@ class Fuzzer:
         for who in principals:
             groups.setdefault(who.org, []).append(who)
         callers = {who.name: self.caller(who) for who in principals}
-        minted = time.monotonic()
         try:
             for op in ops:
                 if self.stopped is not None:
                     break
-                if time.monotonic() - minted > TOKEN_REFRESH_SECONDS:
-                    for who in principals:
-                        callers[who.name].present(who.credentials.headers())
-                    minted = time.monotonic()
                 # Organisations run side by side, each one's principals in turn (they share its scratch records,
                 # so their order is part of the seed's reproducible run); operations stay in order.
                 with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -459,6 +461,7 @@ class Fuzzer:
                         self._spend("state", state=True)
                     except _Stop:
                         return
+                    _keep_fresh(caller, owner)
                     seen = caller.call("GET", canary.read_path)
                     self._count(seen)
                     self.on_state(StateRead(org.key, owner, seen, canary=canary, operation=f"GET {template}"))
@@ -467,6 +470,7 @@ class Fuzzer:
                         self._spend("state", state=True)
                     except _Stop:
                         return
+                    _keep_fresh(caller, owner)
                     seen = caller.call("GET", op.path)
                     self._count(seen)
                     self.on_state(StateRead(org.key, owner, seen, operation=str(op)))

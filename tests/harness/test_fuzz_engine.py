@@ -3,7 +3,9 @@ what a misbehaving target costs (the findings of that request, never the run).""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 
 from harness.checks.findings import FindingKind
 from harness.checks.fuzz import FuzzResult, fuzz
+from harness.engine import fuzz as engine_fuzz
 from harness.engine.fuzz import FuzzLimits
 from harness.engine.guard import GuardedTransport
 from harness.engine.plan import plan
@@ -154,3 +157,41 @@ def test_the_plan_is_what_the_engine_sends(tmp_path: Path) -> None:
         assert sent == {f.value for f in planned.families}, planned.operation
     search = next(p for p in plan(config, SCHEMA) if p.operation == "GET /items")
     assert Family.FOREIGN_QUERY in search.families and Family.ORG_SWITCH not in search.families  # no org ids here
+
+
+@dataclass
+class _Minting:
+    """Credentials that hand out a new token each time they are asked (as a Clerk session is minted)."""
+
+    key: str
+    minted: int = 0
+
+    def headers(self) -> dict[str, str]:
+        self.minted += 1
+        return {"X-Key": self.key, "X-Token": f"{self.key}#{self.minted}"}
+
+    def cookies(self) -> dict[str, str]:
+        return {}
+
+
+def test_a_token_is_renewed_before_any_request_once_it_is_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even in the middle of one operation's probes: a token never outlives the request it is sent with."""
+    api = FakeApi()
+    world = fake_world(api)
+    for org in world.orgs.values():
+        org.principals[:] = [
+            dataclasses.replace(p, credentials=_Minting(f"key-{p.name.replace(' ', '-')}")) for p in org.principals
+        ]
+    tokens: list[str] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        tokens.append(request.headers.get("X-Token", ""))
+        return api(request)
+
+    monkeypatch.setattr(engine_fuzz, "TOKEN_REFRESH_SECONDS", -1.0)  # every token is already old
+    config = fake_config(tmp_path)
+    transport = GuardedTransport([("POST", "/admin/*")], inner=httpx.MockTransport(recording))
+    result = fuzz(BASE, config, world, SCHEMA, 7, transport=transport)
+    fuzzed = [t for t in tokens if t]
+    assert len(fuzzed) > 50 and len(set(fuzzed)) == len(fuzzed)  # a fresh token on every request
+    assert result.findings == ()
