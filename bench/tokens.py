@@ -6,7 +6,8 @@
 Prints tokens per second for each and the ratios (targets: minting within 1.2x of plain pyjwt,
 verification within 1.5x), then how many times the app fetched a real loopback JWKS while verifying a
 seeded mix of valid tokens and tokens with unknown kids (target: one JWKS fetch per cache period), and
-the same with the `jwks_refetch_every_unknown_kid` fault for contrast.
+the same with the `jwks_refetch_every_unknown_kid` fault for contrast; last, how long the offline search for a
+token's common HMAC secret takes when nothing matches (target: under a second).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import jwt
 
 from app.auth.keys import JwksKeys, cache_seconds
 from app.auth.token import InvalidToken, TokenVerifier
+from harness.clerk.attacks import common_secrets, crack
 from harness.clerk.issuer import ActiveOrg, Issuer, new_key
 from harness.clerk.jwks import JWKS_MAX_AGE, JwksServer
 
@@ -123,6 +125,12 @@ def main() -> None:
           f"{healthy.per_period:.2f} fetches per cache period (target: one JWKS fetch per cache period)")  # fmt: skip
     print(f"       jwks_refetch_every_unknown_kid : {faulty.fetches:5d} fetches in {faulty.elapsed:5.2f} s   "
           f"{faulty.per_period:.2f} fetches per cache period")  # fmt: skip
+    strong = jwt.encode({"sub": "alice"}, "".join(random.Random(args.seed).choices(string.ascii_letters, k=40)))
+    started = time.perf_counter()
+    assert crack(strong) is None  # the worst case: every candidate tried
+    searched = time.perf_counter() - started
+    print(f"crack  offline weak-secret search of an HS256 token: {len(common_secrets())} secrets tried in "
+          f"{searched:.2f} s (target: under a second)")  # fmt: skip
 
 
 if __name__ == "__main__":

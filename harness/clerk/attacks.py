@@ -8,6 +8,8 @@ functions registered by a decorator, as checks are.
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -21,7 +23,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from harness.clerk.explain import decode_segment
 from harness.clerk.issuer import ActiveOrg, Issuer, new_key
 
-__all__ = ["CATALOGUE", "WEAK_SECRETS", "Attack", "Forge", "Probe", "crack", "login_forgeries", "parse_jwt"]
+__all__ = [
+    "CATALOGUE",
+    "WEAK_SECRETS",
+    "Attack",
+    "Forge",
+    "Probe",
+    "common_secrets",
+    "crack",
+    "login_forgeries",
+    "parse_jwt",
+]
 
 OVERSIZED = 64 * 1024
 
@@ -344,6 +356,28 @@ WEAK_SECRETS = (
     "your_jwt_secret", "your-secret-key", "my-secret-key", "token", "auth",
 )  # fmt: skip
 _HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+# What people append to or put before a word to make a "secret" (`appsecret`, `jwt-dragon`, `shadow123`).
+_SECRET_AFFIXES = ("secret", "_secret", "-secret", "key", "_key", "123", "!", "2024", "2025", "2026")
+_SECRET_PREFIXES = ("jwt_", "jwt-", "secret_", "my")
+_AFFIXED_WORDS = 5000  # the most common words get the patterns too; all of them, only as they are
+
+
+@functools.cache
+def common_secrets() -> tuple[str, ...]:
+    """Every secret the offline search tries, most likely first: the tutorial defaults above, then zxcvbn's
+    frequency lists (30,000 common passwords, 30,000 English words, 19,000 from film and television, names and
+    surnames), then the most common of them with the usual affixes. Each is tried as written and capitalised."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    words = [w for name in ("passwords", "english_wikipedia", "us_tv_and_film", "female_names", "male_names",
+                            "surnames") for w in FREQUENCY_LISTS.get(name, [])]  # fmt: skip
+    found: dict[str, None] = dict.fromkeys(WEAK_SECRETS)
+    found.update(dict.fromkeys(words))
+    for word in words[:_AFFIXED_WORDS]:
+        found.update(dict.fromkeys(f"{word}{affix}" for affix in _SECRET_AFFIXES))
+        found.update(dict.fromkeys(f"{prefix}{word}" for prefix in _SECRET_PREFIXES))
+    found.update(dict.fromkeys(w.capitalize() for w in words[:_AFFIXED_WORDS]))
+    return tuple(found)
 
 
 def parse_jwt(value: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -361,14 +395,20 @@ def parse_jwt(value: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
 
 
 def crack(token: str) -> str | None:
-    """The weak secret an HMAC-signed token was signed with, if it is one of WEAK_SECRETS (offline, no request)."""
+    """The common secret an HMAC-signed token was signed with, if it is one of `common_secrets()` (offline, no
+    request: about 150,000 HMACs, well under a second)."""
     parsed = parse_jwt(token)
-    digest = _HMAC_HASHES.get(str(parsed[0].get("alg"))) if parsed else None
-    if digest is None:
+    name = str(parsed[0].get("alg")) if parsed else ""
+    if name not in _HMAC_HASHES:
         return None
-    signing_input, _, signature = token.rpartition(".")
-    for secret in ("", *WEAK_SECRETS):
-        if hmac.compare_digest(_b64(hmac.new(secret.encode(), signing_input.encode(), digest).digest()), signature):
+    signing_input, _, encoded = token.rpartition(".")
+    try:
+        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    message, hash_name = signing_input.encode(), name.replace("HS", "sha")
+    for secret in ("", *common_secrets()):
+        if hmac.digest(secret.encode(), message, hash_name) == signature:
             return secret
     return None
 
