@@ -142,14 +142,21 @@ def _is_parallel_controller(config: pytest.Config) -> bool:
     return bool(workers) and not hasattr(config, "workerinput") and _runs_scenarios(config)
 
 
-def _runs_scenarios(config: pytest.Config) -> bool:
+def scenarios_dir() -> Path | None:
+    """Where the installed `scenarios` package lives (None when it is not installed)."""
     spec = importlib.util.find_spec("scenarios")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def _runs_scenarios(config: pytest.Config) -> bool:
+    home = scenarios_dir()
+    if home is None:
         return False
-    home = [Path(p).resolve() for p in spec.submodule_search_locations]
     for arg in config.args:
         path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
-        if any(path == root or root in path.parents for root in home):
+        if path == home or home in path.parents:
             return True
     return False
 

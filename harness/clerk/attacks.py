@@ -413,9 +413,9 @@ def crack(token: str) -> str | None:
         signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
         return None
-    message, hash_name = signing_input.encode(), name.replace("HS", "sha")
+    message, digest = signing_input.encode(), _HMAC_HASHES[name]
     for secret in ("", *common_secrets()):
-        if hmac.digest(secret.encode(), message, hash_name) == signature:
+        if hmac.digest(secret.encode(), message, digest) == signature:
             return secret
     return None
 

@@ -8,7 +8,6 @@ unreachable; 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import secrets
 import sys
 import time
@@ -23,7 +22,7 @@ from harness.cli.plan import add_plan_command, run_plan_command
 from harness.config.model import load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.errors import ConfigError, HarnessError
-from harness.plugin import ReportHolder
+from harness.plugin import ReportHolder, scenarios_dir
 from harness.report.model import Answer, ErrorKind, Report
 
 __all__ = ["main"]
@@ -76,10 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scenarios_dir() -> Path:
-    spec = importlib.util.find_spec("scenarios")
-    if spec is None or not spec.submodule_search_locations:
+    if (found := scenarios_dir()) is None:
         raise ConfigError("the scenarios package is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return found
 
 
 def _run(args: argparse.Namespace) -> int:

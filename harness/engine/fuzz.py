@@ -155,6 +155,7 @@ class Fuzzer:
         self.param_resource = {c.param: c.key for c in config.canaries}
         self.requests = 0
         self.per_operation: dict[str, int] = {}
+        self._families: dict[str, tuple[Family, ...]] = {}
         self.retried = 0
         self.unanswered = 0
         self.unanswered_in_a_row = 0
@@ -210,7 +211,7 @@ class Fuzzer:
         headers: dict[str, str] | None = None, query: dict[str, Any] | None = None, body: Any = None,
     ) -> Exchange:  # fmt: skip
         # The plan is the engine's own rule: a family it does not list is never sent (the plan cannot drift).
-        assert family in families_for(self.config, op), f"{family} is not planned for {op}"
+        assert family in self.families(op), f"{family} is not planned for {op}"
         self._spend(str(op))
         _keep_fresh(caller, who)
         with self.lock:
@@ -221,6 +222,13 @@ class Fuzzer:
         seen = caller.call(op.method, path, payload, params={**case.query, **(query or {})}, headers=headers)
         self._count(seen)
         return seen
+
+    def families(self, op: Operation) -> tuple[Family, ...]:
+        """`families_for` the operation, worked out once per run."""
+        found = self._families.get(str(op))
+        if found is None:
+            found = self._families[str(op)] = families_for(self.config, op)
+        return found
 
     def probe(self, family: Family, op: Operation, who: Principal, *exchanges: Exchange, **extra: Any) -> None:
         """Hand one family's answers to the checks."""
@@ -261,9 +269,9 @@ class Fuzzer:
         for op in never:
             self.coverage.setdefault(str(op), {})["*"] = CoverageCell(note="not called: the config says never")
         for unread in self.schema.unreadable:
-            note = "not called: the config says never"
-            if not is_never(self.config, unread.method, unread.path):
-                note = f"not fuzzed: schemathesis cannot read it: {unread.reason}"
+            never_called = is_never(self.config, unread.method, unread.path)
+            unfit = f"not fuzzed: schemathesis cannot read it: {unread.reason}"
+            note = "not called: the config says never" if never_called else unfit
             self.coverage.setdefault(str(unread), {})["*"] = CoverageCell(note=note)
         return FuzzRun(
             self.coverage, self.requests, time.monotonic() - started, tuple(str(o) for o in ops),
@@ -302,7 +310,7 @@ class Fuzzer:
             self.cross_org(caller, who, op, cases[0], org, own_path)
 
     def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org, own_path: str) -> None:
-        planned = families_for(self.config, op)
+        planned = self.families(op)
         own_body = self.mark_body(case.body, 999, org)
         for other in self.world.orgs.values():
             if other.key == org.key:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +19,27 @@ from harness.engine.fuzz import FuzzLimits
 from harness.engine.guard import GuardedTransport
 from harness.engine.plan import plan
 from harness.engine.probes import Family
-from harness.engine.schema import parse_schema
+from harness.engine.schema import ApiSchema, parse_schema
+from harness.engine.world import World
 from tests.harness.fakes import DOCUMENT, SCHEMA, FakeApi, fake_config, fake_world
 
 BASE = "http://items.test"
 
 
-def _fuzz(tmp_path: Path, api: FakeApi, **options: object) -> FuzzResult:
+def _fuzz(
+    tmp_path: Path,
+    api: FakeApi,
+    *,
+    schema: ApiSchema = SCHEMA,
+    world: World | None = None,
+    handler: Callable[[httpx.Request], httpx.Response] | None = None,
+    **options: object,
+) -> FuzzResult:
+    """A whole fuzz of the fake API (or `handler` in front of it), behind the guard its config's `never` makes."""
     config = fake_config(tmp_path)
     never = [(ref.method, ref.path) for ref in config.fuzz.never]
-    transport = GuardedTransport(never, inner=api.transport())
-    return fuzz(BASE, config, fake_world(api), SCHEMA, 7, transport=transport, **options)  # type: ignore[arg-type]
+    transport = GuardedTransport(never, inner=httpx.MockTransport(handler or api))
+    return fuzz(BASE, config, world or fake_world(api), schema, 7, transport=transport, **options)  # type: ignore[arg-type]
 
 
 def _kinds(result: FuzzResult) -> set[FindingKind]:
@@ -138,9 +149,7 @@ def test_an_operation_the_schema_cannot_describe_is_not_sent_and_says_so(tmp_pat
     broken = {"name": "n", "in": "path", "required": True, "schema": {"$ref": "#/components/schemas/Gone"}}
     document["paths"]["/notes/{n}"] = {"get": {"parameters": [broken]}}
     api = FakeApi()
-    config = fake_config(tmp_path)
-    transport = GuardedTransport([("POST", "/admin/*")], inner=api.transport())
-    result = fuzz(BASE, config, fake_world(api), parse_schema(document), 7, transport=transport)
+    result = _fuzz(tmp_path, api, schema=parse_schema(document))
     assert result.findings == ()
     assert not [sent for sent in api.requests if "/notes" in sent]
     note = result.run.coverage["GET /notes/{n}"]["*"].note
@@ -189,9 +198,7 @@ def test_a_token_is_renewed_before_any_request_once_it_is_old(tmp_path: Path, mo
         return api(request)
 
     monkeypatch.setattr(engine_fuzz, "TOKEN_REFRESH_SECONDS", -1.0)  # every token is already old
-    config = fake_config(tmp_path)
-    transport = GuardedTransport([("POST", "/admin/*")], inner=httpx.MockTransport(recording))
-    result = fuzz(BASE, config, world, SCHEMA, 7, transport=transport)
+    result = _fuzz(tmp_path, api, world=world, handler=recording)
     fuzzed = [t for t in tokens if t]
     assert len(fuzzed) > 50 and len(set(fuzzed)) == len(fuzzed)  # a fresh token on every request
     assert result.findings == ()
