@@ -50,7 +50,9 @@ EMBEDDED = (
 RUN = frozenset({"run", "secret"})  # the run values: known before anything is sent, the same for one seed
 SETUP = RUN | {"marker"}  # `[[setup]]`, a principal's `login` and `headers`
 MEMBERS = RUN | {"sub", "roles", "role"}  # `[members] body`
-CANARY = RUN | {"marker"}  # a canary's create path and body, plus the keys of canaries declared before it
+# A canary's create path and body, plus the keys of canaries declared before it: `{marker}` is content, which must
+# never show outside its organisation; `{handle}` an identifier, which a public operation may show to anyone.
+CANARY = RUN | {"marker", "handle"}
 
 
 def placeholders_in(template: Any) -> set[str]:

@@ -28,7 +28,7 @@ from pydantic import (
 
 from harness.config.errors import FieldProblem, closest, describe
 from harness.config.operations import OperationPattern, OperationRef, parse_operation, parse_pattern
-from harness.config.placeholders import CONFIG_DIR, EMBEDDED, MEMBERS, SETUP, placeholders_in, unknown_placeholders
+from harness.config.placeholders import CONFIG_DIR, EMBEDDED, MEMBERS, placeholders_in, unknown_placeholders
 
 __all__ = [
     "DEFAULT_ISSUER",
@@ -78,6 +78,12 @@ def _path(value: str) -> str:
 def _json_path(value: str) -> str:
     if not _JSON_PATH.match(value):
         raise ValueError(f"expected a JSON path such as 'access_token' or '$.data.token', got {describe(value)}")
+    return value
+
+
+def _placeholder_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"expected a name of letters, digits and '_' (it is a placeholder), got {describe(value)}")
     return value
 
 
@@ -195,6 +201,11 @@ class RolesConfig(Section):
     name: Text = Field(default="name", description="the field of a listed role holding its name")
     permissions: Text = Field(default="permissions", description="the field of a listed role holding its permissions")
     list: PathText | None = Field(default=None, description="where the target lists its roles (O3)")
+    allow: dict[Text, tuple[Pattern, ...]] = Field(
+        default_factory=dict,
+        description="role -> the mutating operations it may perform on records it did not create; other "
+        "non-admin roles are refused those",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RolesConfig:
@@ -251,12 +262,14 @@ class SetupRequest(Section):
     body: dict[str, Any] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     expect: tuple[Status, ...] = Field(default=(), description="the statuses that count as done; default any 2xx")
+    save: dict[Annotated[str, AfterValidator(_placeholder_name)], JsonPath] = Field(
+        default_factory=dict,
+        description="values of the answer kept as {name} for later setup, principals and canaries: name -> JSON path",
+    )
 
     @model_validator(mode="after")
     def _templated(self) -> SetupRequest:
-        check_placeholders("request", self.request.path, SETUP)
-        check_placeholders("body", self.body, SETUP)
-        check_placeholders("headers", self.headers, SETUP)
+        # Its placeholders are checked by TargetConfig, which knows what earlier steps saved.
         if self.content_type == "form":
             _form_flat("body", self.body)
         return self
@@ -289,11 +302,13 @@ class LoginConfig(Section):
             raise FieldProblem("token", f"give exactly one of token, token_header or token_cookie{given}")
         if self.cookie is not None and self.model_fields_set & {"header", "prefix"}:
             raise FieldProblem("cookie", "presents the token as a cookie: header and prefix do not apply")
-        check_placeholders("request", self.request.path, SETUP)
-        check_placeholders("body", self.body, SETUP)
         if self.content_type == "form":
             _form_flat("body", self.body)
         return self
+
+    def templates(self) -> dict[str, Any]:
+        """Its templated fields, for TargetConfig to check against the values known when it logs in."""
+        return {"request": self.request.path, "body": self.body}
 
 
 class PrincipalConfig(Section):
@@ -304,13 +319,25 @@ class PrincipalConfig(Section):
     role: Text | None = Field(default=None, description="one of [roles]'s; none: a member without a role")
     headers: dict[str, str] = Field(default_factory=dict, description="static headers (API keys, tokens)")
     login: LoginConfig | None = None
+    org_id: Text | None = Field(
+        default=None, description="the target's own id of the principal's organisation (a template: {run}, saved)"
+    )
+    user_id: Text | None = Field(
+        default=None, description="the target's own id of the principal's user: username, email, number (a template)"
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> PrincipalConfig:
         if ("headers" in self.model_fields_set) == (self.login is not None):
             raise FieldProblem("headers", "give exactly one of headers (static) or login (a login request)")
-        check_placeholders("headers", self.headers, SETUP)
         return self
+
+    def templates(self) -> dict[str, Any]:
+        """Its templated fields (the login's under `login.`), for TargetConfig to check."""
+        found: dict[str, Any] = {"headers": self.headers, "org_id": self.org_id, "user_id": self.user_id}
+        if self.login is not None:
+            found |= {f"login.{k}": v for k, v in self.login.templates().items()}
+        return found
 
 
 @dataclass(frozen=True)
@@ -398,6 +425,13 @@ class FuzzConfig(Section):
     max_requests: Annotated[StrictInt, Field(ge=1)] = 50_000
     max_seconds: Annotated[StrictInt | StrictFloat, Field(gt=0)] = 600
     per_operation: Annotated[StrictInt, Field(ge=1)] = Field(default=2000, description="requests per operation")
+    privileged: dict[Text, Any] = Field(
+        default_factory=dict,
+        description="privileged body fields to try beyond the defaults, each with the value to try (role = 'staff')",
+    )
+    returns_secret: tuple[Pattern, ...] = Field(
+        default=(), description="operations whose answers may carry the run's {secret} (e.g. creating an API key)"
+    )
 
 
 class DatabaseConfig(Section):

@@ -11,7 +11,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
 from harness.config.errors import FieldProblem
 from harness.config.operations import OperationPattern, OperationRef
-from harness.config.placeholders import CANARY, fill_template
+from harness.config.placeholders import CANARY, RUN, SETUP, fill_template
 from harness.config.sections import (
     CanaryConfig,
     ChecksConfig,
@@ -61,8 +61,39 @@ class TargetConfig(Section):
             self.identity._admin_role = self.roles.admin
         self._clerk_world_needs()
         self._principals_consistent()
+        self._setup_consistent()
         self._canaries_consistent()
+        self._roles_allowed()
         return self
+
+    @property
+    def saved(self) -> tuple[str, ...]:
+        """The names `[[setup]]` steps save from their answers, in order: `{name}` in later templates."""
+        return tuple(dict.fromkeys(name for step in self.setup for name in step.save))
+
+    def _setup_consistent(self) -> None:
+        earlier: list[str] = []
+        for n, step in enumerate(self.setup):
+            for field in ("request", "body", "headers"):
+                template = step.request.path if field == "request" else getattr(step, field)
+                check_placeholders(("setup", n, field), template, SETUP | set(earlier))
+            for name in step.save:
+                if name in SETUP | CANARY | RUN or name in (c.key for c in self.canaries):
+                    raise FieldProblem(("setup", n, "save"), f"{name!r} is a placeholder of its own; save it otherwise")
+            earlier += step.save
+        saved = set(self.saved)
+        for n, principal in enumerate(self.principals):
+            for field, template in principal.templates().items():
+                check_placeholders(("principals", n, *field.split(".")), template, SETUP | saved)
+
+    def _roles_allowed(self) -> None:
+        known = self.roles.names
+        for role in self.roles.allow:
+            if role not in known:
+                listed = ", ".join(known)
+                raise FieldProblem(("roles", "allow"), f"{role!r} is no role [roles] names; it names: {listed}")
+            if role == self.roles.admin:
+                raise FieldProblem(("roles", "allow"), f"{role!r} is the admin role, allowed everything already")
 
     def _clerk_world_needs(self) -> None:
         if self.principals:
@@ -107,7 +138,7 @@ class TargetConfig(Section):
         for n, canary in enumerate(self.canaries):
             if canary.key in earlier:
                 raise FieldProblem(("canaries", n, "key"), f"repeats {canary.key!r}: each resource type once")
-            allowed = CANARY | set(earlier)
+            allowed = CANARY | set(earlier) | set(self.saved)
             check_placeholders(("canaries", n, "create"), canary.create.path, allowed)
             check_placeholders(("canaries", n, "body"), canary.body, allowed)
             check_placeholders(("canaries", n, "read"), canary.read.path, allowed | {"id"})
@@ -170,6 +201,8 @@ class TargetConfig(Section):
         if self.members is not None:
             named.append(("[members] add", self.members.add))
         named += [(f"[setup[{n}]] request", s.request) for n, s in enumerate(self.setup)]
+        named += [("[fuzz] returns_secret", p) for p in self.fuzz.returns_secret]
+        named += [(f"[roles.allow] {role}", p) for role, patterns in self.roles.allow.items() for p in patterns]
         named += [
             (f"[principals[{n}].login] request", p.login.request) for n, p in enumerate(self.principals) if p.login
         ]

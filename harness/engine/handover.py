@@ -88,6 +88,7 @@ def dump_world(world: World) -> dict[str, Any]:
     """The world as data."""
     return {
         "problems": world.problems,
+        "secrets": sorted(world.secrets),
         "orgs": [
             {
                 "key": org.key,
@@ -112,7 +113,7 @@ def dump_world(world: World) -> dict[str, Any]:
 
 def load_world(data: dict[str, Any], issuer: Issuer, transport: httpx.BaseTransport | None) -> World:
     """The controller's world, as a worker sees it; its logins renew through `transport` (the run's guard)."""
-    world = World(orgs={}, problems=list(data["problems"]))
+    world = World(orgs={}, problems=list(data["problems"]), secrets=set(data.get("secrets", ())))
     for raw in data["orgs"]:
         org = Org(key=raw["key"], id=raw["id"])
         org.principals = [
@@ -121,7 +122,11 @@ def load_world(data: dict[str, Any], issuer: Issuer, transport: httpx.BaseTransp
             )
             for p in raw["principals"]
         ]
-        org.canaries = [Canary(**c) for c in raw["canaries"]]
-        org.scratch = [Canary(**c) for c in raw["scratch"]]
+        org.canaries = [_canary(c) for c in raw["canaries"]]
+        org.scratch = [_canary(c) for c in raw["scratch"]]
         world.orgs[org.key] = org
     return world
+
+
+def _canary(data: dict[str, Any]) -> Canary:
+    return Canary(**{**data, "handles": tuple(data.get("handles", ()))})

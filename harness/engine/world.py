@@ -317,6 +317,7 @@ class Canary:
     id: str
     read_path: str
     snapshot: Any  # the record as its owner read it right after creating it
+    handles: tuple[str, ...] = ()  # identifier markers ({handle}): a public operation may show them to anyone
 
 
 @dataclass
@@ -351,6 +352,12 @@ class World:
 
     orgs: dict[str, Org]
     problems: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)  # what no answer may carry: the passwords the run registered
+
+    def handles(self, key: str) -> set[str]:
+        """One organisation's identifier markers: a public operation may show them, nothing else may."""
+        org = self.orgs[key]
+        return {h for c in [*org.canaries, *org.scratch] for h in c.handles}
 
     def org(self, key: str) -> Org:
         """An organisation by key (`org1`, `org2`)."""

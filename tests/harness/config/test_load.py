@@ -65,8 +65,8 @@ def test_unknown_field_names_allowed_fields_and_suggests(tmp_path: Path) -> None
     )
     message = _error(changed(tmp_path, lambda raw: raw.update(fuzz={"casez": 3})))
     assert (
-        "[fuzz] casez: unknown field; allowed: cases, max_requests, max_seconds, never, per_operation, public, self;"
-        in message
+        "[fuzz] casez: unknown field; allowed: cases, max_requests, max_seconds, never, per_operation, privileged, public, "
+        "returns_secret, self;" in message
     )
     assert message.endswith("did you mean 'cases'?")
 
@@ -201,16 +201,16 @@ def test_mistakes_are_named(tmp_path: Path, change: Any, named: str) -> None:
         (
             lambda raw: raw["canaries"][1]["body"].update(contact_id="{contact}"),
             "[canaries[1]] body: unknown placeholder {contact}; "
-            "allowed here: {contacts}, {marker}, {run}, {secret}; did you mean {contacts}?",
+            "allowed here: {contacts}, {handle}, {marker}, {run}, {secret}; did you mean {contacts}?",
         ),
         (
             lambda raw: raw["canaries"][0].update(create="POST /api/{deals}/contacts"),
-            "[canaries[0]] create: unknown placeholder {deals}; allowed here: {marker}, {run}, {secret}",
+            "[canaries[0]] create: unknown placeholder {deals}; allowed here: {handle}, {marker}, {run}, {secret}",
         ),
         (
             lambda raw: raw["canaries"][2].update(read="GET /api/notes/{note}/{id}"),
             "[canaries[2]] read: unknown placeholder {note}; "
-            "allowed here: {contacts}, {deals}, {id}, {marker}, {run}, {secret}",
+            "allowed here: {contacts}, {deals}, {handle}, {id}, {marker}, {run}, {secret}",
         ),
         (
             lambda raw: raw["members"]["body"].update(extra="{marker}"),
@@ -290,3 +290,40 @@ def test_fault_lists() -> None:
     assert parse_faults(" a_b, c ,") == ("a_b", "c")
     with pytest.raises(ConfigError, match="'Bad-Name' is not a fault name"):
         parse_faults("ok,Bad-Name")
+
+
+def _saving(raw: dict[str, Any]) -> None:
+    _principals(raw, "Admin")
+    raw["setup"] = [{"request": "POST /signup", "body": {"name": "north-{run}"}, "save": {"north": "org.id"}}]
+    raw["principals"][0] |= {"org_id": "{north}", "user_id": "admin-{run}", "headers": {"X-Key": "{north}-key"}}
+
+
+def test_setup_saves_values_for_later_templates(tmp_path: Path) -> None:
+    config = load_config(changed(tmp_path, _saving))
+    assert config.saved == ("north",) and config.principals[0].org_id == "{north}"
+
+    def before_it_is_saved(raw: dict[str, Any]) -> None:
+        _saving(raw)
+        raw["setup"].insert(0, {"request": "POST /signup", "body": {"name": "{north}"}})
+
+    assert "[setup[0]] body: unknown placeholder {north}" in _error(changed(tmp_path, before_it_is_saved))
+
+    def misspelt(raw: dict[str, Any]) -> None:
+        _saving(raw)
+        raw["principals"][0]["user_id"] = "{nroth}"
+
+    assert "[principals[0]] user_id: unknown placeholder {nroth}" in _error(changed(tmp_path, misspelt))
+    shadowing = changed(tmp_path, lambda raw: (_saving(raw), raw["setup"][0]["save"].update(secret="token")))
+    assert "'secret' is a placeholder of its own" in _error(shadowing)
+
+
+def test_roles_allow_names_declared_roles_and_operations(tmp_path: Path) -> None:
+    def allowing(role: str) -> Any:
+        return lambda raw: raw["roles"].update(allow={role: ["PATCH /api/contacts/{contact_id}"]})
+
+    config = load_config(changed(tmp_path, allowing("Member")))
+    assert [str(p) for p in config.roles.allow["Member"]] == ["PATCH /api/contacts/{contact_id}"]
+    assert "[roles] allow: 'Boss' is no role [roles] names" in _error(changed(tmp_path, allowing("Boss")))
+    assert "allowed everything already" in _error(changed(tmp_path, allowing("Admin")))
+    named = [where for where, _ in config.named_operations()]
+    assert "[roles.allow] Member" in named
