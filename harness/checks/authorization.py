@@ -2,7 +2,9 @@
 
 Who must be refused: anonymous on every operation but the public ones (401); a member with no role on
 every operation but the public ones and those about the caller alone (403); a read-only role on every
-mutating operation (403). The organisation's admin must succeed at least once on its own records.
+mutating operation (403); any other role that is not the admin on every mutating operation that addresses
+records it did not create (the admin's: staff objects), but those `[roles] allow` lists for it. The
+organisation's admin must succeed at least once on its own records.
 """
 
 from __future__ import annotations
@@ -41,7 +43,18 @@ def expected_refusal(ctx: Context, who: Principal, op: Operation) -> frozenset[i
         return MEMBER_REFUSAL
     if who.role in ctx.config.roles.read_only and op.mutating:
         return MEMBER_REFUSAL
+    allowed = _listed(ctx.config.roles.allow.get(who.role, ()), op)
+    if who.role != ctx.config.admin_role and op.mutating and _addresses_records(ctx, op) and not allowed:
+        return MEMBER_REFUSAL
     return None
+
+
+def _addresses_records(ctx: Context, op: Operation) -> bool:
+    """Whether the path addresses records of the organisation's (its scratch records, created by its admin), not
+    only the caller itself: a parameter of a resource or of members."""
+    members = ctx.config.members.param if ctx.config.members is not None else None
+    params = {c.param for c in ctx.config.canaries} | ({members} if members else set())
+    return any(p in params for p in op.path_params)
 
 
 @probe_check("M3", "O4", raises=(FindingKind.NOT_REFUSED,), families=(Family.ROLE,))

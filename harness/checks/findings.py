@@ -39,6 +39,9 @@ class FindingKind(StrEnum):
     UNANSWERED = "Unanswered"  # a request a check needed got no answer, even on a fresh connection
     BUDGET_EXHAUSTED = "BudgetExhausted"  # a request budget ran out before every probe was sent
     NOT_EXERCISED = "NotExercised"  # an operation no principal could be made to call, or a probe with no ground
+    SECRET_EXPOSED = "SecretExposed"  # noqa: S105 (a kind, not a secret): a password the run registered came back
+    MASS_ASSIGNMENT = "MassAssignment"  # a privileged field sent in a body took effect
+    PRIVILEGE_ESCALATION = "PrivilegeEscalation"  # a refusal turned into a success after the principal's own write
     # authentication (C1)
     VALID_TOKEN_REFUSED = "ValidTokenRefused"  # noqa: S105 (a kind, not a secret): a session token of a valid shape was refused: a lockout
     FORGERY_ACCEPTED = "ForgeryAccepted"  # a forged, stale or malformed token was let in
@@ -71,6 +74,9 @@ _SEVERITY = {
     FindingKind.UNANSWERED: Severity.LOW,
     FindingKind.BUDGET_EXHAUSTED: Severity.LOW,
     FindingKind.NOT_EXERCISED: Severity.LOW,
+    FindingKind.SECRET_EXPOSED: Severity.CRITICAL,
+    FindingKind.MASS_ASSIGNMENT: Severity.CRITICAL,
+    FindingKind.PRIVILEGE_ESCALATION: Severity.CRITICAL,
     FindingKind.VALID_TOKEN_REFUSED: Severity.HIGH,
     FindingKind.FORGERY_ACCEPTED: Severity.CRITICAL,
     FindingKind.TOKEN_ECHOED: Severity.MEDIUM,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 # Importing the check modules registers their checks.
-from harness.checks import authorization, errors, isolation, state  # noqa: F401
+from harness.checks import authorization, errors, exposure, isolation, privilege, state  # noqa: F401
 from harness.checks.findings import Finding, FindingKind, Severity
 from harness.checks.registry import PROBE_CHECKS, STATE_CHECKS, Context, RegisteredCheck
 from harness.config.model import TargetConfig

@@ -104,5 +104,11 @@ def found(kind: FindingKind, probe: Probe | StateRead, detail: str, exchange: Ex
         operation, principal, family = str(probe.operation), probe.principal.name, probe.family.value
         default = probe.exchanges[0] if probe.exchanges else None
     else:
-        operation, principal, family, default = probe.operation, probe.principal.name, "state", probe.exchange
+        # A state read that follows an operation's writes names that operation: what the victim saw is its doing.
+        operation, principal, family, default = (
+            probe.after or probe.operation,
+            probe.principal.name,
+            "state",
+            probe.exchange,
+        )
     return Finding(kind, (), operation, principal, detail, exchange or default, family)

@@ -16,29 +16,57 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from harness.config.model import TargetConfig
 from harness.config.operations import unmatched
+from harness.config.placeholders import run_values
 from harness.engine.cases import PROBE, Case, generate_cases
 from harness.engine.exchange import Caller, Exchange
 from harness.engine.guard import pattern_regex
-from harness.engine.probes import CoverageCell, Family, Probe, StateRead
-from harness.engine.schema import ApiSchema, Operation, body_fields, fill_path, invent_id
-from harness.engine.world import ClerkCredentials, Org, Principal, World
+from harness.engine.planting import id_text, plant
+from harness.engine.probes import CoverageCell, Family, Probe, StateKind, StateRead
+from harness.engine.schema import ApiSchema, Operation, body_fields, example_body, fill_path, invent_id
+from harness.engine.world import ClerkCredentials, LoginCredentials, Org, Principal, Tag, World
 
-__all__ = ["FuzzLimits", "FuzzRun", "Fuzzer", "is_never", "planned_operations", "unmatched_never"]
+__all__ = [
+    "FuzzLimits",
+    "FuzzRun",
+    "Fuzzer",
+    "families_for",
+    "is_never",
+    "names_a_user",
+    "names_an_org",
+    "planned_operations",
+    "unmatched_never",
+]
 
-ORG_SWITCH_HEADER = "X-Org-Id"
 MALFORMED_ID = "not-an-id'"  # a quote, so that an id spliced into SQL shows
-PRIVILEGED_FIELDS = ("org_id", "owner_id", "role", "admin", "is_admin")
+# The headers (besides any the schema declares) and the query parameter targets commonly switch organisations by.
+SWITCH_HEADERS = (
+    "X-Org-Id", "X-Organization-Id", "X-Organisation-Id", "X-Tenant-Id", "X-Tenant", "X-Workspace-Id", "X-Team-Id",
+    "X-Account-Id",
+)  # fmt: skip
+SWITCH_QUERY = "org_id"
+# A parameter or field whose name says it is an organisation, or names a user.
+ORG_NAME = re.compile(r"org|tenant|workspace|team|account|company", re.IGNORECASE)
+USER_NAME = re.compile(r"user|email|member|login|owner|person|profile|handle", re.IGNORECASE)
+# Privileged body fields tried on every create and update, besides those of the config's `[fuzz] privileged`.
+PRIVILEGED_FIELDS = (
+    "org_id", "organisation_id", "organization_id", "tenant_id", "owner_id", "user_id", "role", "roles", "admin",
+    "is_admin", "is_staff", "permissions",
+)  # fmt: skip
+ESCALATION_SAMPLE = 3  # earlier refusals sent again after each successful write by a principal that is not admin
+ESCALATION_REPEATS = 2  # how often one refusal is sent again in a run
 _METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
 CONCURRENCY = 4  # requests in flight at once: enough to keep a small server busy, not to flood it
 TOKEN_REFRESH_SECONDS = 30.0  # Clerk session tokens live 60 s
@@ -91,20 +119,53 @@ def planned_operations(config: TargetConfig, schema: ApiSchema) -> tuple[list[Op
     return ops, never
 
 
+def names_an_org(name: str) -> bool:
+    """Whether a parameter's or field's name says it is an organisation (tenant, workspace, team, account)."""
+    return ORG_NAME.search(name) is not None
+
+
+def names_a_user(name: str) -> bool:
+    """Whether a parameter's or field's name says it names a user (username, email, member, owner)."""
+    return USER_NAME.search(name) is not None and not names_an_org(name)
+
+
+def _user_ids_known(config: TargetConfig) -> bool:
+    """Whether the world knows its principals' user ids: the config's `user_id`s, or a Clerk world's."""
+    return not config.principals or any(p.user_id is not None for p in config.principals)
+
+
+def _org_ids_known(config: TargetConfig) -> bool:
+    """Whether the world knows its organisations' ids: a Clerk world's, or the config's `org_id`s."""
+    return not config.principals or any(p.org_id is not None for p in config.principals)
+
+
+def _id_params(config: TargetConfig) -> set[str]:
+    members = config.members.param if config.members is not None else None
+    return {c.param for c in config.canaries} | ({members} if members else set())
+
+
+def addressable(config: TargetConfig, param: str) -> bool:
+    """Whether the world has ids for a path parameter: a resource's records, members, or users by name."""
+    return param in _id_params(config) or (names_a_user(param) and _user_ids_known(config))
+
+
 def families_for(config: TargetConfig, op: Operation) -> tuple[Family, ...]:
     """The families of probes the engine sends on `op`: what the plan prints, and all the engine may send."""
-    params = {c.param for c in config.canaries} | ({config.members.param} if config.members else set())
+    params = _id_params(config)
     fields = body_fields(op)
     found = [Family.ROLE]
-    if op.path_params and set(op.path_params) <= params:
+    if op.path_params and all(addressable(config, p) for p in op.path_params):
         found.append(Family.FOREIGN_ID)
     if op.mutating and op.body_schema is not None:
         if any(f.endswith("_id") and f in params for f in fields):
             found.append(Family.FOREIGN_REFERENCE)
+        if _user_ids_known(config) and any(names_a_user(f) for f in fields):
+            found.append(Family.FOREIGN_USER)
         found.append(Family.MASS_ASSIGNMENT)
+    if _org_ids_known(config):
+        found.append(Family.ORG_SWITCH)
     if not config.principals:
-        # Organisation ids are known, and sessions name an organisation, only in a world of Clerk sign-ins.
-        found += [Family.ORG_SWITCH, Family.ORG_CLAIM]
+        found.append(Family.ORG_CLAIM)  # only Clerk sessions name an organisation
     if op.search_params:
         found.append(Family.FOREIGN_QUERY)
     if any(f.endswith(("_id", "ids")) for f in fields) or op.path_params:
@@ -162,6 +223,10 @@ class Fuzzer:
         self.stopped: str | None = None
         self.dead = False  # the target stopped answering: not even the state reads are sent
         self.deadline = time.monotonic() + limits.max_seconds
+        self.run_values = run_values(seed)
+        self.expected: dict[tuple[str, str], Any] = {}  # (org, canary id) -> the canary as its owner last read it
+        self.refusals: dict[str, list[_Refusal]] = {}  # principal -> its refused requests, to send again
+        self.allowed = {role: patterns for role, patterns in config.roles.allow.items()}
 
     # -- sending ---------------------------------------------------------------------------------------------
 
@@ -209,17 +274,23 @@ class Fuzzer:
     def send(
         self, caller: Caller, who: Principal, op: Operation, path: str, case: Case, family: Family,
         headers: dict[str, str] | None = None, query: dict[str, Any] | None = None, body: Any = None,
+        method: str | None = None,
     ) -> Exchange:  # fmt: skip
         # The plan is the engine's own rule: a family it does not list is never sent (the plan cannot drift).
-        assert family in self.families(op), f"{family} is not planned for {op}"
+        # An escalation probe sends a role-matrix request again (after the principal's own write): the role's.
+        planned = Family.ROLE if family is Family.ESCALATION else family
+        assert planned in self.families(op), f"{family} is not planned for {op}"
         self._spend(str(op))
         _keep_fresh(caller, who)
         with self.lock:
             cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
             cell.requests += 1
-            cell.families.add(family.value)
+            cell.families.add(planned.value)
         payload = case.body if body is None else body
-        seen = caller.call(op.method, path, payload, params={**case.query, **(query or {})}, headers=headers)
+        if method == "GET":  # a read-back of what the operation's write did: no body, no query
+            seen = caller.call(method, path)
+        else:
+            seen = caller.call(op.method, path, payload, params={**case.query, **(query or {})}, headers=headers)
         self._count(seen)
         return seen
 
@@ -252,6 +323,9 @@ class Fuzzer:
         for who in principals:
             groups.setdefault(who.org, []).append(who)
         callers = {who.name: self.caller(who) for who in principals}
+        for org in self.world.orgs.values():
+            for canary in org.canaries:
+                self.expected[(org.key, canary.id)] = canary.snapshot
         try:
             for op in ops:
                 if self.stopped is not None:
@@ -262,7 +336,10 @@ class Fuzzer:
                     done = [pool.submit(self._group, callers, g, op, cases[str(op)]) for g in groups.values()]
                     for future in done:
                         future.result()
-            self._read_state()
+                if op.mutating and self.stopped is None:
+                    self._victims(callers, after=str(op))  # what the writes just sent did to their victims
+            self._victims(callers, after="")
+            self._read_lists()
         finally:
             for caller in callers.values():
                 caller.close()
@@ -289,9 +366,13 @@ class Fuzzer:
                     cell.note = cell.note or f"partial: {stop}"
 
     def exercise(self, caller: Caller, who: Principal, op: Operation, cases: list[Case]) -> None:
-        """The role matrix on the caller's own records, then every cross-org family."""
+        """The role matrix on the caller's own records, then every cross-org family, then the caller's earlier
+        refusals again if it wrote something."""
         org = self.world.orgs.get(who.org) if who.org else None
-        own_ids = self.own_ids(org, op)
+        if op.method == "DELETE" and org is not None and org.principals:
+            with self.caller(org.owner) as owner:
+                self.replant(owner, org, op)
+        own_ids = self.own_ids(org, op, who)
         if op.path_params and own_ids is None:
             with self.lock:
                 cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
@@ -300,31 +381,43 @@ class Fuzzer:
         seen: list[Exchange] = []
         try:
             for n, case in enumerate(cases):
-                seen.append(
-                    self.send(caller, who, op, own_path, case, Family.ROLE, body=self.mark_body(case.body, n, org))
-                )
+                body = self.mark_body(_secret_fields(case.body, self.run_values["secret"]), n, org)
+                got = self.send(caller, who, op, own_path, case, Family.ROLE, body=body)
+                seen.append(got)
+                if got.status in (401, 403) and who.org is not None:
+                    self.refusals.setdefault(who.name, []).append(_Refusal(op, own_path, case, body))
         finally:  # a budget that runs out mid-family still hands over what was sent, to be judged
             if seen:
                 self.probe(Family.ROLE, op, who, *seen, own_records=own_ids is not None)
         if org is not None:
-            self.cross_org(caller, who, op, cases[0], org, own_path)
+            wrote = op.mutating and any(e.ok for e in seen)
+            self.cross_org(caller, who, op, cases[0], org, own_path, own_ids or {})
+            if wrote and who.role != self.config.admin_role:
+                self.escalation(caller, who, op)
 
-    def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org, own_path: str) -> None:
+    def cross_org(
+        self,
+        caller: Caller,
+        who: Principal,
+        op: Operation,
+        case: Case,
+        org: Org,
+        own_path: str,
+        own_ids: dict[str, str],
+    ) -> None:
         planned = self.families(op)
-        own_body = self.mark_body(case.body, 999, org)
+        own_body = self.mark_body(_secret_fields(case.body, self.run_values["secret"]), 999, org)
         for other in self.world.orgs.values():
             if other.key == org.key:
                 continue
             if Family.FOREIGN_ID in planned:
-                self.foreign_ids(caller, who, op, case, other, own_body)
+                self.foreign_ids(caller, who, op, case, other, own_ids)
+            if Family.FOREIGN_USER in planned:
+                self.foreign_users(caller, who, op, case, other, own_path)
             if isinstance(own_body, dict) and Family.MASS_ASSIGNMENT in planned:
                 self.foreign_bodies(caller, who, op, case, other, own_body, own_path)
             if Family.ORG_SWITCH in planned and other.id is not None:
-                switch = {ORG_SWITCH_HEADER: other.id}
-                got = self.send(
-                    caller, who, op, own_path, case, Family.ORG_SWITCH, headers=switch, query={"org_id": other.id}
-                )
-                self.probe(Family.ORG_SWITCH, op, who, got, other_org=other.key, substituted=f"{switch}")
+                self.org_switch(caller, who, op, case, other, own_path)
             if (
                 Family.ORG_CLAIM in planned
                 and isinstance(who.credentials, ClerkCredentials)
@@ -334,10 +427,14 @@ class Fuzzer:
                 claimed = other.owner.credentials.org
                 if claimed is not None:
                     forged = ClerkCredentials(who.credentials.issuer, who.credentials.sub, claimed).headers()
-                    got = self.send(caller, who, op, own_path, case, Family.ORG_CLAIM, headers=forged)
+                    body = self.tagged(op, case, who, other, Family.ORG_CLAIM, f"a session naming {other.key}")
+                    got = self.send(caller, who, op, own_path, case, Family.ORG_CLAIM, headers=forged, body=body)
                     self.probe(Family.ORG_CLAIM, op, who, got, other_org=other.key, substituted=f"o.id {claimed.id}")
-            if Family.FOREIGN_QUERY in planned and (foreign_markers := sorted(self.world.markers(other.key))):
-                self.foreign_query(caller, who, op, case, own_path, list(op.search_params), foreign_markers[0], other)
+            if Family.FOREIGN_QUERY in planned:
+                # One search per resource: a search may reach one resource's records and not another's.
+                for canary in other.canaries:
+                    keys = list(op.search_params)
+                    self.foreign_query(caller, who, op, case, own_path, keys, canary.marker, other)
         self.malformed(caller, who, op, case, own_path, own_body)
 
     def foreign_query(
@@ -352,19 +449,71 @@ class Fuzzer:
             control_echo=nobody, substituted=f"{', '.join(keys)} for {other.key}'s {value}",
         )  # fmt: skip
 
-    def foreign_ids(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, body: Any) -> None:
-        ids = {}
-        for param in op.path_params:
-            value = self.id_for(other, param, scratch=False)
-            if value is None:
-                return
-            ids[param] = value
-        invented = {p: invent_id(op.param_schema(p), self.rng) for p in op.path_params}
-        control = self.send(caller, who, op, self.fill(op, invented), case, Family.FOREIGN_ID, body=body)
-        seen = self.send(caller, who, op, self.fill(op, ids), case, Family.FOREIGN_ID, body=body)
-        self.probe(
-            Family.FOREIGN_ID, op, who, seen, control=control, other_org=other.key, substituted=f"{other.key}'s {ids}"
-        )
+    def foreign_ids(
+        self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, own: dict[str, str]
+    ) -> None:
+        """The other organisation's ids in the path: all at once, and (for a path of several) each in turn while
+        the others stay the caller's own, so that a child is tried under the caller's own parent."""
+        foreign = {p: found for p in op.path_params if (found := self.id_for(other, p, scratch=False)) is not None}
+        variants: list[dict[str, str]] = []
+        if len(foreign) == len(op.path_params):
+            variants.append(foreign)
+        if len(op.path_params) > 1 and len(own) == len(op.path_params):
+            variants += [{**own, p: value} for p, value in foreign.items()]
+        for ids in variants:
+            swapped = {p: v for p, v in ids.items() if v == foreign.get(p) and v != own.get(p)}
+            invented = {**ids, **{p: invent_id(op.param_schema(p), self.rng, like=v) for p, v in swapped.items()}}
+            words = ", ".join(f"{p}={v}" for p, v in swapped.items())
+            mixed = (
+                f" (the rest the caller's own: {', '.join(sorted(set(ids) - set(swapped)))})" if ids != foreign else ""
+            )
+            substituted = f"{other.key}'s {words}{mixed}"
+            body = self.tagged(op, case, who, other, Family.FOREIGN_ID, substituted)
+            control = self.send(caller, who, op, self.fill(op, invented), case, Family.FOREIGN_ID, body=body)
+            seen = self.send(caller, who, op, self.fill(op, ids), case, Family.FOREIGN_ID, body=body)
+            self.probe(Family.FOREIGN_ID, op, who, seen, control=control, other_org=other.key, substituted=substituted)
+
+    def foreign_users(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, path: str) -> None:
+        """Another organisation's user named in the body's fields that name a user, the write tagged: whether it
+        reached them shows in their own state, not in this answer."""
+        victim = next((p for p in other.principals if p.user_id is not None), None)
+        if victim is None or victim.user_id is None:
+            return
+        fields = [f for f in body_fields(op) if names_a_user(f)]
+        substituted = f"{victim.name}'s user id {victim.user_id} in {', '.join(fields)}"
+        body = self.tagged(op, case, who, other, Family.FOREIGN_USER, substituted, complete=True)
+        if not isinstance(body, dict):
+            return
+        email = f"{victim.user_id}" if "@" in victim.user_id else None
+        named = {f: (email or victim.user_id) if "mail" not in f.lower() or email else body.get(f) for f in fields}
+        got = self.send(caller, who, op, path, case, Family.FOREIGN_USER, body={**body, **named})
+        self.probe(Family.FOREIGN_USER, op, who, got, other_org=other.key, substituted=substituted)
+
+    def org_switch(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, path: str) -> None:
+        """The other organisation's id in every parameter that names an organisation or has an organisation id's
+        type, and in the headers and parameter targets commonly switch by."""
+        assert other.id is not None
+        query: dict[str, Any] = {SWITCH_QUERY: other.id}
+        headers = dict.fromkeys(SWITCH_HEADERS, other.id)
+        cookies: dict[str, str] = {}
+        for where, name, schema in op.other_params:
+            if not (names_an_org(name) or _same_type(schema, other.id)):
+                continue
+            if where == "query":
+                query[name] = other.id
+            elif where == "header":
+                headers[name] = other.id
+            else:
+                cookies[name] = other.id
+        if cookies:
+            jar = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            presented = caller.headers.get("Cookie")
+            headers["Cookie"] = f"{presented}; {jar}" if presented else jar
+        named = sorted({*query, *(h for h in headers if h not in SWITCH_HEADERS), *cookies})
+        substituted = f"{other.key}'s id {other.id} in {', '.join(named)} and the usual headers"
+        body = self.tagged(op, case, who, other, Family.ORG_SWITCH, substituted)
+        got = self.send(caller, who, op, path, case, Family.ORG_SWITCH, headers=headers, query=query, body=body)
+        self.probe(Family.ORG_SWITCH, op, who, got, other_org=other.key, substituted=substituted)
 
     def foreign_bodies(
         self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, body: dict[str, Any], path: str
@@ -374,21 +523,83 @@ class Fuzzer:
             for name in body_fields(op)
             if name.endswith("_id") and (value := self.id_for(other, name, scratch=False))
         }
-        if references:
+        if references and Family.FOREIGN_REFERENCE in self.families(op):
             seen = self.send(caller, who, op, path, case, Family.FOREIGN_REFERENCE, body={**body, **references})
             self.probe(
                 Family.FOREIGN_REFERENCE, op, who, seen, other_org=other.key,
                 substituted=f"{other.key}'s records in {', '.join(sorted(references))}",
             )  # fmt: skip
-        privileged: list[dict[str, Any]] = [{"org_id": other.id}]
-        privileged.append({"owner_id": other.owner.user_id if other.principals else None})
-        privileged.append({"role": self.config.admin_role, "admin": True, "is_admin": True})
-        sent = [
-            self.send(caller, who, op, path, case, Family.MASS_ASSIGNMENT, body={**body, **fields})
-            for fields in privileged
-        ]
-        fields_sent = ", ".join(PRIVILEGED_FIELDS)
-        self.probe(Family.MASS_ASSIGNMENT, op, who, *sent, other_org=other.key, substituted=fields_sent)
+        self.mass_assignment(caller, who, op, case, other, path)
+
+    def privileged(self, op: Operation, other: Org) -> dict[str, Any]:
+        """The privileged fields to try on `op`, each with its value: the other organisation's ids for those naming
+        an organisation or an owner, the admin role, true flags, every permission; the config's own besides."""
+        admin = self.config.admin_role or "admin"
+        owner = next((p.user_id for p in other.principals if p.user_id), None)
+        fields = dict.fromkeys(PRIVILEGED_FIELDS)
+        fields.update(dict.fromkeys(f for f in body_fields(op) if names_an_org(f)))
+        values: dict[str, Any] = {}
+        for name in fields:
+            if name in ("role",):
+                values[name] = admin
+            elif name == "roles":
+                values[name] = [admin]
+            elif name == "permissions":
+                values[name] = ["*"]
+            elif name in ("admin", "is_admin", "is_staff"):
+                values[name] = True
+            elif names_an_org(name):
+                if other.id is not None:
+                    values[name] = _typed(other.id)
+            elif owner is not None:
+                values[name] = _typed(owner)
+        return {**values, **self.config.fuzz.privileged}
+
+    def mass_assignment(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, path: str) -> None:
+        """Privileged fields merged into a complete body (every property the schema declares), and judged at once:
+        the record the write made or changed read back, as the caller sees it."""
+        fields = self.privileged(op, other)
+        substituted = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+        why = f"privileged fields {substituted}"
+        body = self.tagged(op, case, who, other, Family.MASS_ASSIGNMENT, why, complete=True)
+        if not isinstance(body, dict):
+            return
+        sent = self.send(caller, who, op, path, case, Family.MASS_ASSIGNMENT, body={**body, **fields})
+        exchanges = [sent]
+        readback = self.readback(op, path, sent)
+        if sent.ok and readback is not None:
+            exchanges.append(self.send(caller, who, op, readback, case, Family.MASS_ASSIGNMENT, method="GET"))
+        self.probe(
+            Family.MASS_ASSIGNMENT, op, who, *exchanges, other_org=other.key, substituted=substituted,
+            privileged=tuple(fields.items()),
+        )  # fmt: skip
+
+    def readback(self, op: Operation, path: str, sent: Exchange) -> str | None:
+        """Where the record a write made or changed is read: its own path (an update), or the created record's
+        (the answer's id under the collection, or its Location), when the schema has such a read."""
+        reads = {o.path for o in self.schema.operations if o.method == "GET"}
+        if op.path_params and op.path in reads:
+            return path
+        collection = op.path.rstrip("/")
+        if not any(r.startswith(collection + "/{") and r.count("/") == collection.count("/") + 1 for r in reads):
+            return None
+        document = sent.json()
+        location = next((v for k, v in sent.headers.items() if k.lower() == "location"), "")
+        found = id_text(document.get("id") if isinstance(document, dict) else None) or location.rsplit("/", 1)[-1]
+        return path.rstrip("/") + "/" + quote(found, safe="") if found else None
+
+    def escalation(self, caller: Caller, who: Principal, op: Operation) -> None:
+        """After a successful write by a principal that is not admin, a sample of its earlier refusals sent again:
+        a write must never have raised what the principal may do."""
+        with self.lock:
+            pending = [r for r in self.refusals.get(who.name, []) if r.sent < ESCALATION_REPEATS and r.op != op]
+        if not pending:
+            return
+        sample = self.rng.sample(pending, min(ESCALATION_SAMPLE, len(pending)))
+        for refusal in sample:
+            refusal.sent += 1
+            got = self.send(caller, who, refusal.op, refusal.path, refusal.case, Family.ESCALATION, body=refusal.body)
+            self.probe(Family.ESCALATION, refusal.op, who, got, substituted=f"after its own {op}")
 
     def malformed(self, caller: Caller, who: Principal, op: Operation, case: Case, path: str, body: Any) -> None:
         sent = []
@@ -409,34 +620,45 @@ class Fuzzer:
         """The path with each named parameter replaced by its id, the rest by an invented id of its type."""
         path = op.path
         for name, value in ids.items():
-            path = path.replace("{" + name + "}", value)
+            path = path.replace("{" + name + "}", quote(value, safe=""))
         for name in op.path_params:
             if name not in ids:
                 path = path.replace("{" + name + "}", invent_id(op.param_schema(name), random.Random(name)))
         return fill_path(path, "0")
 
-    def own_ids(self, org: Org | None, op: Operation) -> dict[str, str] | None:
-        """Ids of the caller's own organisation for each path parameter (scratch records, members)."""
+    def own_ids(self, org: Org | None, op: Operation, who: Principal | None = None) -> dict[str, str] | None:
+        """Ids of the caller's own organisation for each path parameter (scratch records, members, its own user)."""
         if not op.path_params:
             return {}
         if org is None:
             org = next(iter(self.world.orgs.values()))
         ids = {}
         for param in op.path_params:
-            found = self.id_for(org, param, scratch=True)
+            found = self.id_for(org, param, scratch=True, who=who, op=op)
             if found is None:
                 return None
             ids[param] = found
         return ids
 
-    def id_for(self, org: Org, param: str, *, scratch: bool) -> str | None:
-        """An id of `org` for a path parameter or reference field: a member's, or a record's of its resource."""
+    def id_for(
+        self, org: Org, param: str, *, scratch: bool, who: Principal | None = None, op: Operation | None = None
+    ) -> str | None:
+        """An id of `org` for a path parameter or reference field: a member's, a record's of its resource, or (for
+        a parameter naming a user) the caller's own user id on its own records, else the organisation's first."""
         if self.config.members is not None and param == self.config.members.param:
             members = [p for p in org.principals if p.user_id and p.role is None]
             return members[0].user_id if members else None
         resource = self.param_resource.get(param)
-        records = org.scratch if scratch else org.canaries
-        return next((c.id for c in records if c.resource == resource), None)
+        if resource is not None:
+            records = org.scratch if scratch else org.canaries
+            return next((c.id for c in records if c.resource == resource), None)
+        if names_a_user(param):
+            if scratch and op is not None and op.method == "DELETE":
+                return None  # never a principal's own account: the world would lose it
+            if scratch and who is not None and who.org == org.key and who.user_id is not None:
+                return who.user_id
+            return next((p.user_id for p in org.principals if p.user_id is not None), None)
+        return None
 
     def mark_body(self, body: Any, n: int, org: Org | None) -> Any:
         """The case's body with its probe text replaced by a marker of the caller's organisation."""
@@ -445,12 +667,122 @@ class Fuzzer:
         marker = f"probe{org.key}x{n:03d}{self.rng.getrandbits(24):06x}"
         with self.lock:
             self.world.org(org.key).probes.add(marker)
-        return json.loads(json.dumps(body).replace(f'"{PROBE}"', json.dumps(marker)).replace(f"{PROBE}@", f"{marker}@"))
+        return _replace_probe(body, marker)
+
+    def tagged(
+        self, op: Operation, case: Case, who: Principal, other: Org, family: Family, substituted: str, *,
+        complete: bool = False,
+    ) -> Any:  # fmt: skip
+        """A body for a write aimed at `other`, each string field carrying a tag unique to this probe: found in the
+        victim's state, the tag names the probe that wrote it. The minimal body, or a complete one when asked
+        (or when the minimal one has no text to carry the tag)."""
+        if not op.mutating or op.body_schema is None:
+            return case.body
+        body = case.body
+        if complete or PROBE not in json.dumps(body):
+            body = example_body(op, PROBE, complete=True)
+        tag = f"tag{who.org}x{self.rng.getrandbits(40):010x}"
+        with self.lock:
+            described = f"{who.name}'s {op} aimed at {other.key} ({family.value}: {substituted})"
+            self.world.tags[tag] = Tag(str(op), who.name, described)
+            if who.org is not None:
+                self.world.org(who.org).probes.add(tag)
+        return _replace_probe(_secret_fields(body, f"Tg-{tag}-9"), tag)
+
+    # -- records that must exist -------------------------------------------------------------------------------
+
+    def replant(self, owner: Caller, org: Org, op: Operation) -> None:
+        """Before a principal's DELETE: every scratch record its path addresses exists, planted again if an earlier
+        DELETE (or its parent's) removed it, so that each principal's DELETE meets a live record."""
+        resources = {self.param_resource[p] for p in op.path_params if p in self.param_resource}
+        if not resources:
+            return
+        for resource in self.config.canaries:
+            current = next((c for c in org.scratch if c.resource == resource.key), None)
+            if current is None:
+                continue
+            self._spend("state", state=True)
+            _keep_fresh(owner, org.owner)
+            seen = owner.call("GET", current.read_path)
+            self._count(seen)
+            if seen.status != 404:
+                continue
+            ids = {c.resource: c.id for c in org.scratch}
+            ids.pop(resource.key, None)
+            planted = plant(
+                org.key, owner, resource, self.rng, self.run_values, ids, scratch=True,
+                fresh=lambda: _keep_fresh(owner, org.owner),
+            )  # fmt: skip
+            if planted.canary is None:
+                continue
+            with self.lock:
+                org.scratch = [planted.canary if c is current else c for c in org.scratch]
 
     # -- state -------------------------------------------------------------------------------------------------
 
-    def _read_state(self) -> None:
-        """Each organisation's owner re-reads its canaries and lists (what `never` allows), for the state checks."""
+    def _victims(self, callers: dict[str, Caller], *, after: str) -> None:
+        """What every organisation's principals see of their own state: the owner re-reads its canaries, each
+        principal its `self` operations, and each that signs in with a password signs in again."""
+        selves = [
+            op
+            for op in self.schema.operations
+            if op.method == "GET" and not op.path_params and (op.self_only or self._listed_self(op))
+            and not is_never(self.config, op.method, op.path)
+        ]  # fmt: skip
+        for org in self.world.orgs.values():
+            if not org.principals:
+                continue
+            owner = org.owner
+            caller = callers[owner.name]
+            for canary in org.canaries:
+                template = next((c.read.path for c in self.config.canaries if c.key == canary.resource), "")
+                if is_never(self.config, "GET", template) or self.expected.get((org.key, canary.id), _GONE) is _GONE:
+                    continue
+                if not self._state_spend():
+                    return
+                _keep_fresh(caller, owner)
+                seen = caller.call("GET", canary.read_path)
+                self._count(seen)
+                expected = self.expected[(org.key, canary.id)]
+                self.on_state(
+                    StateRead(org.key, owner, seen, canary=canary, operation=f"GET {template}", kind=StateKind.CANARY,
+                              expected=expected, after=after)
+                )  # fmt: skip
+                if seen.answered:
+                    self.expected[(org.key, canary.id)] = _GONE if seen.status == 404 else seen.json()
+            for who in org.principals:
+                for op in selves:
+                    if not self._state_spend():
+                        return
+                    mine = callers[who.name]
+                    _keep_fresh(mine, who)
+                    seen = mine.call("GET", op.path)
+                    self._count(seen)
+                    self.on_state(StateRead(org.key, who, seen, operation=str(op), kind=StateKind.SELF, after=after))
+                if isinstance(who.credentials, LoginCredentials) and after:
+                    if not self._state_spend():
+                        return
+                    failure = who.credentials.login()
+                    mine = callers[who.name]
+                    mine.present(who.credentials.headers())
+                    where = str(who.credentials.login_config.request)
+                    self.on_state(
+                        StateRead(org.key, who, _SIGNED_IN, operation=where, kind=StateKind.SIGN_IN, after=after,
+                                  failure=failure)
+                    )  # fmt: skip
+
+    def _listed_self(self, op: Operation) -> bool:
+        return any(p.matches(op.method, op.path) for p in self.config.fuzz.self_only)
+
+    def _state_spend(self) -> bool:
+        try:
+            self._spend("state", state=True)
+        except _Stop:
+            return False
+        return True
+
+    def _read_lists(self) -> None:
+        """Each organisation's owner reads its lists (what `never` allows), for the state checks."""
         lists = [
             op
             for op in self.schema.operations
@@ -461,24 +793,57 @@ class Fuzzer:
                 continue
             owner = org.owner
             with self.caller(owner) as caller:
-                for canary in org.canaries:
-                    template = next((c.read.path for c in self.config.canaries if c.key == canary.resource), "")
-                    if is_never(self.config, "GET", template):
-                        continue
-                    try:
-                        self._spend("state", state=True)
-                    except _Stop:
-                        return
-                    _keep_fresh(caller, owner)
-                    seen = caller.call("GET", canary.read_path)
-                    self._count(seen)
-                    self.on_state(StateRead(org.key, owner, seen, canary=canary, operation=f"GET {template}"))
                 for op in lists:
-                    try:
-                        self._spend("state", state=True)
-                    except _Stop:
+                    if not self._state_spend():
                         return
                     _keep_fresh(caller, owner)
                     seen = caller.call("GET", op.path)
                     self._count(seen)
                     self.on_state(StateRead(org.key, owner, seen, operation=str(op)))
+
+
+@dataclass
+class _Refusal:
+    """A request a principal was refused, kept to be sent again after its own writes."""
+
+    op: Operation
+    path: str
+    case: Case
+    body: Any
+    sent: int = 0
+
+
+_GONE: Any = object()  # a canary its owner already found gone: not read again
+# A sign-in is read through the login's own outcome; this stands for its exchange (the target's answer is in
+# the failure text when it failed).
+_SIGNED_IN = Exchange("POST", "(sign-in)", 200, "", "")
+
+
+def _replace_probe(body: Any, text: str) -> Any:
+    return json.loads(json.dumps(body).replace(f'"{PROBE}"', json.dumps(text)).replace(f"{PROBE}@", f"{text}@"))
+
+
+_SECRET_FIELD = re.compile(r"pass(word|phrase)?|secret", re.IGNORECASE)
+
+
+def _secret_fields(body: Any, secret: str) -> Any:
+    """A body whose password-like fields hold `secret`: the run's own password (so that a principal changing its
+    own never locks itself out), or a tagged one for a write aimed at someone else (their sign-in then fails)."""
+    if isinstance(body, dict):
+        return {k: secret if isinstance(v, str) and _SECRET_FIELD.search(k) else _secret_fields(v, secret)
+                for k, v in body.items()}  # fmt: skip
+    if isinstance(body, list):
+        return [_secret_fields(v, secret) for v in body]
+    return body
+
+
+def _typed(value: str) -> Any:
+    """An id as the JSON value a body would carry: a number when it is one."""
+    return int(value) if value.isdigit() else value
+
+
+def _same_type(schema: dict[str, Any], org_id: str) -> bool:
+    """Whether a parameter has an organisation id's type: an integer for a numeric id, a uuid for a uuid."""
+    if org_id.isdigit():
+        return schema.get("type") == "integer"
+    return schema.get("format") == "uuid" and len(org_id) == 36

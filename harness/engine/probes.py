@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from harness.engine.exchange import Exchange
 from harness.engine.schema import Operation
 from harness.engine.world import Canary, Principal
 
-__all__ = ["CoverageCell", "Family", "Probe", "StateRead"]
+__all__ = ["CoverageCell", "Family", "Probe", "StateKind", "StateRead"]
 
 
 class Family(StrEnum):
@@ -28,7 +29,18 @@ class Family(StrEnum):
     ORG_SWITCH = "org-switch"  # an org-switching header and parameter naming the other organisation
     ORG_CLAIM = "org-claim"  # the caller's own session naming the other organisation
     FOREIGN_QUERY = "foreign-query"  # searching for the other organisation's values
+    FOREIGN_USER = "foreign-user"  # another principal's user id in the body's fields that name a user
     MALFORMED_ID = "malformed-id"  # ids that are not ids
+    ESCALATION = "escalation"  # a principal's earlier refusals sent again after its own successful write
+
+
+class StateKind(StrEnum):
+    """What a state read reads: what the victim of a cross-organisation write would see changed."""
+
+    CANARY = "canary"  # a protected canary, by its owner
+    LIST = "list"  # a list operation, by the organisation's owner
+    SELF = "self"  # an operation about the caller alone (its profile), by each principal
+    SIGN_IN = "sign-in"  # a principal signing in again with its own credentials
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class Probe:
     echo: str | None = None  # a foreign value the caller sent itself, which may come back as sent
     control_echo: str | None = None  # the value nobody has that the control request sent instead
     own_records: bool = True  # whether the path addressed the caller's own records (False: none existed)
+    privileged: tuple[tuple[str, Any], ...] = ()  # the privileged fields a mass-assignment probe sent, and values
 
     @property
     def answered(self) -> tuple[Exchange, ...]:
@@ -61,6 +74,10 @@ class StateRead:
     exchange: Exchange
     canary: Canary | None = None  # None: a list operation
     operation: str = ""
+    kind: StateKind = StateKind.LIST
+    expected: Any = None  # a canary as its owner last read it (changes are judged against it, once each)
+    after: str = ""  # the operation whose probes were just sent ("" at the end of the run)
+    failure: str | None = None  # a sign-in that failed: why
 
 
 @dataclass

@@ -46,6 +46,8 @@ class Operation:
     body_schema: dict[str, Any] | None  # the JSON body's schema, self-contained (its references point inside it)
     param_schemas: tuple[tuple[str, dict[str, Any]], ...] = ()  # path parameter -> its JSON Schema
     search_params: tuple[str, ...] = ()  # query parameters that take free text (a search can be sent through them)
+    # query, header and cookie parameters: (where, name, JSON Schema), for the probes that fill them by kind
+    other_params: tuple[tuple[str, str, dict[str, Any]], ...] = ()
     source: Any = field(default=None, compare=False, repr=False)  # schemathesis's operation, to draw cases from
 
     def __str__(self) -> str:
@@ -128,6 +130,11 @@ def parse_schema(document: dict[str, Any], where: str = "the schema") -> ApiSche
                 body_schema=dict(body.optimized_schema) if body is not None else None,
                 param_schemas=tuple(sorted((p.name, dict(p.optimized_schema)) for p in found.path_parameters)),
                 search_params=tuple(sorted(p.name for p in found.query if _free_text(p.optimized_schema))),
+                other_params=tuple(
+                    (where, p.name, dict(p.optimized_schema))
+                    for where, params in (("query", found.query), ("header", found.headers), ("cookie", found.cookies))
+                    for p in params
+                ),
                 source=found,
             )
         )
@@ -163,8 +170,21 @@ def body_fields(operation: Operation) -> tuple[str, ...]:
     return tuple(props) if isinstance(props, dict) else ()
 
 
-def invent_id(param_schema: dict[str, Any], rng: random.Random) -> str:
-    """An id nobody has, of the type the schema gives the parameter: an integer, a uuid, or a string."""
+def invent_id(param_schema: dict[str, Any], rng: random.Random, like: str | None = None) -> str:
+    """An id nobody has, of the type the schema gives the parameter: an integer, a uuid, or a string. Given a real
+    id `like`, a string id has its shape: the same length and prefix, each other letter or digit replaced by
+    one of its kind, so that a target validating ids by pattern answers it as it answers a missing id, not as
+    a malformed one."""
+    if like is not None and param_schema.get("type") not in ("integer", "number"):
+        if like.isdigit():
+            return invent_id({"type": "integer"}, rng)
+        if _UUID.fullmatch(like):
+            return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        pattern = param_schema.get("pattern")
+        for _ in range(20):
+            found = _lookalike(like, rng)
+            if found != like and (not isinstance(pattern, str) or _matches(pattern, found)):
+                return found
     kind = param_schema.get("type")
     if kind == "integer" or any(o.get("type") == "integer" for o in param_schema.get("anyOf", [])):
         low = int(param_schema.get("minimum", 1))
@@ -177,16 +197,43 @@ def invent_id(param_schema: dict[str, Any], rng: random.Random) -> str:
     return f"{rng.getrandbits(64):016x}"[: min(length, int(param_schema.get("maxLength", length)))]
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PREFIX = re.compile(r"^(.*[_\-:.])(?=[^_\-:.]{6,}$)")  # "n_", "acct-" before a long enough random part
+
+
+def _lookalike(value: str, rng: random.Random) -> str:
+    prefix = m.group(1) if (m := _PREFIX.match(value)) else ""
+    out = []
+    for ch in value[len(prefix) :]:
+        if ch.isdigit():
+            out.append(rng.choice("0123456789"))
+        elif ch.islower():
+            out.append(rng.choice("abcdefghijklmnopqrstuvwxyz" if ch.isascii() else ch))
+        elif ch.isupper():
+            out.append(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch.isascii() else ch))
+        else:
+            out.append(ch)
+    return prefix + "".join(out)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return True  # a pattern Python cannot read says nothing against the id
+
+
 def fill_path(path: str, value: str) -> str:
     """The path with every parameter replaced by `value`."""
     return _PARAM.sub(value, path)
 
 
-def example_body(operation: Operation, text: str = "example") -> Any:
-    """A minimal valid JSON body for the operation (required fields only), or None if it takes none."""
+def example_body(operation: Operation, text: str = "example", *, complete: bool = False) -> Any:
+    """A valid JSON body for the operation, or None if it takes none: the required fields only, or `complete`,
+    every property the schema declares (some servers refuse a partial body outright)."""
     if operation.body_schema is None:
         return None
-    return _example(operation.body_schema, operation.body_schema, text, depth=0)
+    return _example(operation.body_schema, operation.body_schema, text, depth=0, complete=complete)
 
 
 def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +251,7 @@ def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int) -> Any:
+def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int, *, complete: bool = False) -> Any:
     node = _resolve(schema, node)
     if depth > 8:
         return None
@@ -212,7 +259,7 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
         if node.get(key):
             options = [_resolve(schema, o) for o in node[key]]
             usable = [o for o in options if o.get("type") != "null"] or options
-            return _example(schema, usable[0], text, depth + 1)
+            return _example(schema, usable[0], text, depth + 1, complete=complete)
     if "const" in node:
         return node["const"]
     if node.get("enum"):
@@ -220,7 +267,13 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
     kind = node.get("type")
     if kind == "object" or "properties" in node:
         props = node.get("properties", {})
-        return {name: _example(schema, props.get(name, {}), text, depth + 1) for name in node.get("required", [])}
+        names = [*node.get("required", []), *(n for n in props if complete and n not in node.get("required", []))]
+        read_only = {n for n in names if complete and _resolve(schema, props.get(n, {})).get("readOnly")}
+        return {
+            name: _example(schema, props.get(name, {}), text, depth + 1, complete=complete)
+            for name in names
+            if name not in read_only
+        }
     if kind == "array":
         return []
     if kind == "integer":

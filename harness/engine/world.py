@@ -32,6 +32,7 @@ __all__ = [
     "Org",
     "Principal",
     "StaticCredentials",
+    "Tag",
     "World",
     "fill_template",
 ]
@@ -346,6 +347,15 @@ class Org:
         return self.principal(None)
 
 
+@dataclass(frozen=True)
+class Tag:
+    """The probe that wrote one tag: found in a victim's state, it names who wrote it there, and how."""
+
+    operation: str  # `METHOD /path/{template}`
+    principal: str
+    description: str  # "north member's PUT /x/{id} aimed at south (foreign-id: south's id=4)"
+
+
 @dataclass
 class World:
     """Everything built for the run."""
@@ -353,6 +363,7 @@ class World:
     orgs: dict[str, Org]
     problems: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)  # what no answer may carry: the passwords the run registered
+    tags: dict[str, Tag] = field(default_factory=dict)  # a tag written by a cross-organisation probe -> that probe
 
     def handles(self, key: str) -> set[str]:
         """One organisation's identifier markers: a public operation may show them, nothing else may."""

@@ -65,8 +65,8 @@ def test_unknown_field_names_allowed_fields_and_suggests(tmp_path: Path) -> None
     )
     message = _error(changed(tmp_path, lambda raw: raw.update(fuzz={"casez": 3})))
     assert (
-        "[fuzz] casez: unknown field; allowed: cases, max_requests, max_seconds, never, per_operation, privileged, public, "
-        "returns_secret, self;" in message
+        "[fuzz] casez: unknown field; allowed: cases, max_requests, max_seconds, never, per_operation, privileged, "
+        "public, returns_secret, self;" in message
     )
     assert message.endswith("did you mean 'cases'?")
 
@@ -313,8 +313,11 @@ def test_setup_saves_values_for_later_templates(tmp_path: Path) -> None:
         raw["principals"][0]["user_id"] = "{nroth}"
 
     assert "[principals[0]] user_id: unknown placeholder {nroth}" in _error(changed(tmp_path, misspelt))
-    shadowing = changed(tmp_path, lambda raw: (_saving(raw), raw["setup"][0]["save"].update(secret="token")))
-    assert "'secret' is a placeholder of its own" in _error(shadowing)
+    def shadowing(raw: dict[str, Any]) -> None:
+        _saving(raw)
+        raw["setup"][0]["save"]["secret"] = "token"
+
+    assert "'secret' is a placeholder of its own" in _error(changed(tmp_path, shadowing))
 
 
 def test_roles_allow_names_declared_roles_and_operations(tmp_path: Path) -> None:
