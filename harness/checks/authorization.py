@@ -2,9 +2,9 @@
 
 Who must be refused: anonymous on every operation but the public ones (401); a member with no role on
 every operation but the public ones and those about the caller alone (403); a read-only role on every
-mutating operation (403); any other role that is not the admin on every mutating operation that addresses
-records it did not create (the admin's: staff objects), but those `[roles] allow` lists for it. The
-organisation's admin must succeed at least once on its own records.
+mutating operation (403); everyone on the operations `[fuzz] staff` lists; any other role that is not the
+admin on every mutating operation that addresses records it did not create (the admin's: staff objects), but
+those `[roles] allow` lists for it. The organisation's admin must succeed at least once on its own records.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def expected_refusal(ctx: Context, who: Principal, op: Operation) -> frozenset[i
     self_only = op.self_only or _listed(ctx.config.fuzz.self_only, op)
     if who.anonymous:
         return None if public else ANONYMOUS_REFUSAL
+    if _listed(ctx.config.fuzz.staff, op):
+        return MEMBER_REFUSAL  # the platform's staff's: no principal of the world, its admins included
     if public or self_only:
         return None
     if who.role is None:
@@ -80,7 +82,7 @@ def admin_succeeds_on_own_data(ctx: Context, probe: Probe) -> Iterator[Finding]:
     """The organisation's admin reaches its own organisation's records at least once in the cases sent: a 2xx,
     or a conflict with the record's state."""
     op, who = probe.operation, probe.principal
-    guarded = not (op.public or op.self_only)
+    guarded = not (op.public or op.self_only or _listed(ctx.config.fuzz.staff, op))
     if who.role is None or who.role != ctx.config.admin_role or not guarded or not probe.own_records:
         return
     answered = probe.answered

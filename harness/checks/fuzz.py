@@ -72,6 +72,7 @@ class Judge:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.findings: list[Finding] = []
+        self._seen: set[tuple[object, ...]] = set()
         self._lock = threading.Lock()
 
     def _collect(self, check: RegisteredCheck, made: list[Finding]) -> None:
@@ -80,7 +81,12 @@ class Judge:
                 raise TypeError(f"check {check.name} raised {finding.kind}, which it does not declare")
         stamped = [dataclasses.replace(f, checks=check.decides) for f in made]
         with self._lock:
-            self.findings.extend(stamped)
+            # One violation seen twice (a victim's state read after an operation and again at the end) is one.
+            for finding in stamped:
+                key = (finding.kind, finding.checks, finding.operation, finding.principal, finding.detail)
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self.findings.append(finding)
 
     def probe(self, probe: Probe) -> None:
         """Judge one probe with every check of its family. A request the target never answered proves nothing

@@ -67,5 +67,5 @@ def refusals_stay_refused(ctx: Context, probe: Probe) -> Iterator[Finding]:
     """A request a principal was refused is refused again after the principal's own successful writes."""
     for seen in probe.answered:
         if seen.ok:
-            detail = f"{probe.principal.name} was refused this, and {probe.substituted} it answered {seen.status}"
+            detail = f"{probe.principal.name} sent {probe.substituted}: answered {seen.status}, no longer refused"
             yield found(FindingKind.PRIVILEGE_ESCALATION, probe, detail, seen)

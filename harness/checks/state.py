@@ -68,14 +68,16 @@ def sign_in_still_works(ctx: Context, read: StateRead) -> Iterator[Finding]:
 
 @state_check("M4", "I3", raises=(FindingKind.CROSS_ORG_WRITE,))
 def lists_hold_no_foreign_data(ctx: Context, read: StateRead) -> Iterator[Finding]:
-    """No list an owner reads holds another organisation's markers or what its principals wrote."""
+    """No list an owner reads holds another organisation's markers or what its principals wrote; a public list (a
+    directory of every user, by design) may show what they wrote, never their records' content."""
     seen = read.exchange
     if read.kind is not StateKind.LIST or not seen.answered:
         return
     for other in ctx.world.orgs.values():
         if other.key == read.org:
             continue
-        hit = next((m for m in sorted([*ctx.world.markers(other.key), *other.probes]) if m in seen.text), None)
+        forbidden = ctx.world.markers(other.key) | (set() if read.public else other.probes)
+        hit = next((m for m in sorted(forbidden) if m in seen.text), None)
         if hit is not None:
             written = f" (written by {ctx.world.tags[hit].description})" if hit in ctx.world.tags else ""
             detail = f"{read.org}'s list holds {other.key}'s {hit}: written across organisations{written}"

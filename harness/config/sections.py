@@ -421,6 +421,9 @@ class FuzzConfig(Section):
     public: tuple[Pattern, ...] = Field(default=(), description="callable by anyone")
     self_only: tuple[Pattern, ...] = Field(default=(), alias="self", description="about the caller alone")
     never: tuple[Pattern, ...] = Field(default=(), description="never called, by any phase (e.g. a reset)")
+    staff: tuple[Pattern, ...] = Field(
+        default=(), description="beyond every principal of the world, its admins included (the platform's staff's)"
+    )
     cases: Annotated[StrictInt, Field(ge=1, le=500)] = 8
     max_requests: Annotated[StrictInt, Field(ge=1)] = 50_000
     max_seconds: Annotated[StrictInt | StrictFloat, Field(gt=0)] = 600

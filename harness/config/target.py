@@ -193,7 +193,7 @@ class TargetConfig(Section):
     def named_operations(self) -> list[tuple[str, OperationRef | OperationPattern]]:
         """Every operation the config names, with where it names it: for checking them against a schema."""
         named: list[tuple[str, OperationRef | OperationPattern]] = []
-        for field in ("public", "self", "never"):
+        for field in ("public", "self", "never", "staff"):
             patterns: tuple[OperationPattern, ...] = getattr(self.fuzz, "self_only" if field == "self" else field)
             named += [(f"[fuzz] {field}", p) for p in patterns]
         for n, canary in enumerate(self.canaries):

@@ -27,16 +27,16 @@ from urllib.parse import quote
 
 import httpx
 
-from harness.config.model import TargetConfig
+from harness.config.model import SetupRequest, TargetConfig
 from harness.config.operations import unmatched
-from harness.config.placeholders import run_values
+from harness.config.placeholders import fill_template, run_values
 from harness.engine.cases import PROBE, Case, generate_cases
 from harness.engine.exchange import Caller, Exchange
 from harness.engine.guard import pattern_regex
 from harness.engine.planting import id_text, plant
 from harness.engine.probes import CoverageCell, Family, Probe, StateKind, StateRead
 from harness.engine.schema import ApiSchema, Operation, body_fields, example_body, fill_path, invent_id
-from harness.engine.world import ClerkCredentials, LoginCredentials, Org, Principal, Tag, World
+from harness.engine.world import ANONYMOUS, ClerkCredentials, LoginCredentials, Org, Principal, Tag, World
 
 __all__ = [
     "FuzzLimits",
@@ -224,9 +224,11 @@ class Fuzzer:
         self.dead = False  # the target stopped answering: not even the state reads are sent
         self.deadline = time.monotonic() + limits.max_seconds
         self.run_values = run_values(seed)
-        self.expected: dict[tuple[str, str], Any] = {}  # (org, canary id) -> the canary as its owner last read it
+        self.expected: dict[
+            tuple[str, str, str], Any
+        ] = {}  # (org, resource, canary id) -> the canary as its owner last read it
         self.refusals: dict[str, list[_Refusal]] = {}  # principal -> its refused requests, to send again
-        self.allowed = {role: patterns for role, patterns in config.roles.allow.items()}
+        self.locked_out: set[str] = set()  # principals that could no longer sign in
 
     # -- sending ---------------------------------------------------------------------------------------------
 
@@ -325,19 +327,28 @@ class Fuzzer:
         callers = {who.name: self.caller(who) for who in principals}
         for org in self.world.orgs.values():
             for canary in org.canaries:
-                self.expected[(org.key, canary.id)] = canary.snapshot
+                self.expected[(org.key, canary.resource, canary.id)] = canary.snapshot
         try:
             for op in ops:
                 if self.stopped is not None:
                     break
                 # Organisations run side by side, each one's principals in turn (they share its scratch records,
                 # so their order is part of the seed's reproducible run); operations stay in order.
-                with ThreadPoolExecutor(CONCURRENCY) as pool:
-                    done = [pool.submit(self._group, callers, g, op, cases[str(op)]) for g in groups.values()]
-                    for future in done:
-                        future.result()
+                # First what each principal sends on its own records; then, once every organisation has written
+                # its own, the writes naming another organisation's users in the body; then those on another
+                # organisation's records by id: no victim's own probes overwrite what another organisation's probe
+                # wrote before the victims read their state.
+                for phase in _PHASES:
+                    with ThreadPoolExecutor(CONCURRENCY) as pool:
+                        done = [
+                            pool.submit(self._group, callers, g, op, cases[str(op)], phase) for g in groups.values()
+                        ]
+                        for future in done:
+                            future.result()
                 if op.mutating and self.stopped is None:
                     self._victims(callers, after=str(op))  # what the writes just sent did to their victims
+            if self.stopped is None:
+                self.registrations()
             self._victims(callers, after="")
             self._read_lists()
         finally:
@@ -355,11 +366,17 @@ class Fuzzer:
             tuple(str(o) for o in never), self.stopped, self.retried, self.unanswered,
         )  # fmt: skip
 
-    def _group(self, callers: dict[str, Caller], group: list[Principal], op: Operation, cases: list[Case]) -> None:
+    def _group(
+        self, callers: dict[str, Caller], group: list[Principal], op: Operation, cases: list[Case], phase: Family
+    ) -> None:
         for who in group:
             try:
-                self._local.rng = random.Random(f"{self.seed}|{op}|{who.name}")
-                self.exercise(callers[who.name], who, op, cases)
+                if phase is not Family.ROLE:
+                    self._local.rng = random.Random(f"{self.seed}|{op}|{who.name}|{phase}")
+                    self.aimed(callers[who.name], who, op, cases[0], phase)
+                else:
+                    self._local.rng = random.Random(f"{self.seed}|{op}|{who.name}")
+                    self.exercise(callers[who.name], who, op, cases)
             except _Stop as stop:
                 with self.lock:
                     cell = self.coverage.setdefault(str(op), {}).setdefault(who.name, CoverageCell())
@@ -369,9 +386,7 @@ class Fuzzer:
         """The role matrix on the caller's own records, then every cross-org family, then the caller's earlier
         refusals again if it wrote something."""
         org = self.world.orgs.get(who.org) if who.org else None
-        if op.method == "DELETE" and org is not None and org.principals:
-            with self.caller(org.owner) as owner:
-                self.replant(owner, org, op)
+        self.replant(org, op)
         own_ids = self.own_ids(org, op, who)
         if op.path_params and own_ids is None:
             with self.lock:
@@ -391,29 +406,36 @@ class Fuzzer:
                 self.probe(Family.ROLE, op, who, *seen, own_records=own_ids is not None)
         if org is not None:
             wrote = op.mutating and any(e.ok for e in seen)
-            self.cross_org(caller, who, op, cases[0], org, own_path, own_ids or {})
-            if wrote and who.role != self.config.admin_role:
+            self.cross_org(caller, who, op, cases[0], org, own_path)
+            if wrote:
                 self.escalation(caller, who, op)
 
-    def cross_org(
-        self,
-        caller: Caller,
-        who: Principal,
-        op: Operation,
-        case: Case,
-        org: Org,
-        own_path: str,
-        own_ids: dict[str, str],
-    ) -> None:
+    def aimed(self, caller: Caller, who: Principal, op: Operation, case: Case, family: Family) -> None:
+        """A family aimed at another organisation: its users named in the body, or its ids in the path (with the
+        caller's own in the rest). Their victims' state says what they did."""
+        org = self.world.orgs.get(who.org) if who.org else None
+        if org is None or family not in self.families(op):
+            return
+        self.replant(org, op)
+        own_ids = self.own_ids(org, op, who) or {}
+        own_path = self.fill(op, own_ids)
+        for other in self.world.orgs.values():
+            if other.key == org.key:
+                continue
+            if family is Family.FOREIGN_ID:
+                self.foreign_ids(caller, who, op, case, other, own_ids)
+            else:
+                self.foreign_users(caller, who, op, case, other, own_path)
+
+    def cross_org(self, caller: Caller, who: Principal, op: Operation, case: Case, org: Org, own_path: str) -> None:
+        """The families sent on the caller's own records that name another organisation: its records in the body's
+        references, privileged fields, organisation switches and claims, searches for its values; and malformed
+        ids."""
         planned = self.families(op)
         own_body = self.mark_body(_secret_fields(case.body, self.run_values["secret"]), 999, org)
         for other in self.world.orgs.values():
             if other.key == org.key:
                 continue
-            if Family.FOREIGN_ID in planned:
-                self.foreign_ids(caller, who, op, case, other, own_ids)
-            if Family.FOREIGN_USER in planned:
-                self.foreign_users(caller, who, op, case, other, own_path)
             if isinstance(own_body, dict) and Family.MASS_ASSIGNMENT in planned:
                 self.foreign_bodies(caller, who, op, case, other, own_body, own_path)
             if Family.ORG_SWITCH in planned and other.id is not None:
@@ -557,22 +579,25 @@ class Fuzzer:
 
     def mass_assignment(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, path: str) -> None:
         """Privileged fields merged into a complete body (every property the schema declares), and judged at once:
-        the record the write made or changed read back, as the caller sees it."""
+        the record the write made or changed read back, as the caller sees it. The privileged fields the schema
+        declares go in a body of their own, so that a target refusing undeclared fields still meets them."""
         fields = self.privileged(op, other)
-        substituted = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-        why = f"privileged fields {substituted}"
-        body = self.tagged(op, case, who, other, Family.MASS_ASSIGNMENT, why, complete=True)
-        if not isinstance(body, dict):
-            return
-        sent = self.send(caller, who, op, path, case, Family.MASS_ASSIGNMENT, body={**body, **fields})
-        exchanges = [sent]
-        readback = self.readback(op, path, sent)
-        if sent.ok and readback is not None:
-            exchanges.append(self.send(caller, who, op, readback, case, Family.MASS_ASSIGNMENT, method="GET"))
-        self.probe(
-            Family.MASS_ASSIGNMENT, op, who, *exchanges, other_org=other.key, substituted=substituted,
-            privileged=tuple(fields.items()),
-        )  # fmt: skip
+        declared = {k: v for k, v in fields.items() if k in body_fields(op)}
+        for group in (declared, fields) if declared and declared != fields else (fields,):
+            substituted = ", ".join(f"{k}={v!r}" for k, v in group.items())
+            why = f"privileged fields {substituted}"
+            body = self.tagged(op, case, who, other, Family.MASS_ASSIGNMENT, why, complete=True)
+            if not isinstance(body, dict):
+                return
+            sent = self.send(caller, who, op, path, case, Family.MASS_ASSIGNMENT, body={**body, **group})
+            exchanges = [sent]
+            readback = self.readback(op, path, sent)
+            if sent.ok and readback is not None:
+                exchanges.append(self.send(caller, who, op, readback, case, Family.MASS_ASSIGNMENT, method="GET"))
+            self.probe(
+                Family.MASS_ASSIGNMENT, op, who, *exchanges, other_org=other.key, substituted=substituted,
+                privileged=tuple(group.items()),
+            )  # fmt: skip
 
     def readback(self, op: Operation, path: str, sent: Exchange) -> str | None:
         """Where the record a write made or changed is read: its own path (an update), or the created record's
@@ -589,8 +614,8 @@ class Fuzzer:
         return path.rstrip("/") + "/" + quote(found, safe="") if found else None
 
     def escalation(self, caller: Caller, who: Principal, op: Operation) -> None:
-        """After a successful write by a principal that is not admin, a sample of its earlier refusals sent again:
-        a write must never have raised what the principal may do."""
+        """After a principal's successful write, a sample of its earlier refusals sent again: a write must never
+        have raised what the principal may do."""
         with self.lock:
             pending = [r for r in self.refusals.get(who.name, []) if r.sent < ESCALATION_REPEATS and r.op != op]
         if not pending:
@@ -599,7 +624,74 @@ class Fuzzer:
         for refusal in sample:
             refusal.sent += 1
             got = self.send(caller, who, refusal.op, refusal.path, refusal.case, Family.ESCALATION, body=refusal.body)
-            self.probe(Family.ESCALATION, refusal.op, who, got, substituted=f"after its own {op}")
+            # Named for the write that raised the privilege; what was sent again is in the words.
+            said = f"its earlier refused {refusal.op} ({refusal.path}) after its own {op}"
+            self.probe(Family.ESCALATION, op, who, got, substituted=said)
+
+    def registrations(self) -> None:
+        """Each principal whose user a `[[setup]]` step registered is registered again, as a new user, with every
+        privileged field in the registration's body; the new user signs in as the principal does and is sent the
+        principal's refusals. One that succeeds is a privilege the registration handed out."""
+        self._local.rng = random.Random(f"{self.seed}|registrations")
+        for org in self.world.orgs.values():
+            for who in org.principals:
+                credentials = who.credentials
+                refused = self.refusals.get(who.name, [])
+                if not isinstance(credentials, LoginCredentials) or not refused:
+                    continue
+                step = self._registration(credentials)
+                if step is None:
+                    continue
+                op = next((o for o in self.schema.operations if step.request.names(o.method, o.path)), None)
+                if op is None or Family.MASS_ASSIGNMENT not in self.families(op):
+                    continue
+                run = f"{credentials.values.get('run', '')}r{self.rng.getrandbits(24):06x}"
+                fresh = {**credentials.values, "run": run}
+                # The role and flags that make a user privileged; not the organisation and owner fields, which
+                # would name another organisation's records in a registration of one's own.
+                fields = {
+                    k: v
+                    for k, v in self.privileged(op, org).items()
+                    if not names_an_org(k) and k not in ("owner_id", "user_id")
+                }
+                body = {**(fill_template(step.body, fresh) or {}), **fields}
+                case = Case(body=body)
+                with Caller(self.base_url, name="registration", transport=self.transport) as anonymous:
+                    registered = self.send(anonymous, ANONYMOUS, op, op.path, case, Family.MASS_ASSIGNMENT, body=body)
+                said = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+                self.probe(
+                    Family.MASS_ASSIGNMENT, op, ANONYMOUS, registered, substituted=f"privileged fields {said}",
+                    privileged=tuple(fields.items()),
+                )  # fmt: skip
+                if not registered.ok:
+                    continue
+                again = LoginCredentials(
+                    self.base_url, credentials.login_config, fresh, name=f"{who.name} registered again",
+                    transport=self.transport,
+                )  # fmt: skip
+                if again.login() is not None:
+                    continue
+                newcomer = Principal(again.name, who.org, who.role, again)
+                with self.caller(newcomer) as caller:
+                    for refusal in refused[: ESCALATION_SAMPLE * 2]:
+                        got = self.send(
+                            caller, newcomer, refusal.op, refusal.path, refusal.case, Family.ESCALATION,
+                            body=refusal.body,
+                        )  # fmt: skip
+                        said_again = f"{who.name}'s refused {refusal.op}, as a user registered with {said}"
+                        self.probe(Family.ESCALATION, op, newcomer, got, substituted=said_again)
+
+    def _registration(self, credentials: LoginCredentials) -> SetupRequest | None:
+        """The `[[setup]]` step that registered the user a login signs in as: one whose body holds a value the
+        login's body sends (its username), the password aside."""
+        values = credentials.values
+        sent = {str(v) for v in (fill_template(credentials.login_config.body, values) or {}).values()}
+        sent.discard(str(values.get("secret")))
+        for step in self.config.setup:
+            body = fill_template(step.body, values) or {}
+            if isinstance(body, dict) and sent & {str(v) for v in body.values()}:
+                return step
+        return None
 
     def malformed(self, caller: Caller, who: Principal, op: Operation, case: Case, path: str, body: Any) -> None:
         sent = []
@@ -682,21 +774,29 @@ class Fuzzer:
         if complete or PROBE not in json.dumps(body):
             body = example_body(op, PROBE, complete=True)
         tag = f"tag{who.org}x{self.rng.getrandbits(40):010x}"
+        # A password written to someone else's account is the tag's (their next sign-in shows it); one written to
+        # the caller's own records stays the run's, so that no principal locks itself out.
+        password = f"Tg-{tag}-9" if family in (Family.FOREIGN_ID, Family.FOREIGN_USER) else self.run_values["secret"]
         with self.lock:
             described = f"{who.name}'s {op} aimed at {other.key} ({family.value}: {substituted})"
             self.world.tags[tag] = Tag(str(op), who.name, described)
             if who.org is not None:
                 self.world.org(who.org).probes.add(tag)
-        return _replace_probe(_secret_fields(body, f"Tg-{tag}-9"), tag)
+        return _replace_probe(_secret_fields(body, password), tag)
 
     # -- records that must exist -------------------------------------------------------------------------------
 
-    def replant(self, owner: Caller, org: Org, op: Operation) -> None:
+    def replant(self, org: Org | None, op: Operation) -> None:
         """Before a principal's DELETE: every scratch record its path addresses exists, planted again if an earlier
         DELETE (or its parent's) removed it, so that each principal's DELETE meets a live record."""
-        resources = {self.param_resource[p] for p in op.path_params if p in self.param_resource}
-        if not resources:
+        if op.method != "DELETE" or org is None or not org.principals:
             return
+        if not any(p in self.param_resource for p in op.path_params):
+            return
+        with self.caller(org.owner) as owner:
+            self._replant(owner, org)
+
+    def _replant(self, owner: Caller, org: Org) -> None:
         for resource in self.config.canaries:
             current = next((c for c in org.scratch if c.resource == resource.key), None)
             if current is None:
@@ -736,20 +836,23 @@ class Fuzzer:
             caller = callers[owner.name]
             for canary in org.canaries:
                 template = next((c.read.path for c in self.config.canaries if c.key == canary.resource), "")
-                if is_never(self.config, "GET", template) or self.expected.get((org.key, canary.id), _GONE) is _GONE:
+                if (
+                    is_never(self.config, "GET", template)
+                    or self.expected.get((org.key, canary.resource, canary.id), _GONE) is _GONE
+                ):
                     continue
                 if not self._state_spend():
                     return
                 _keep_fresh(caller, owner)
                 seen = caller.call("GET", canary.read_path)
                 self._count(seen)
-                expected = self.expected[(org.key, canary.id)]
+                expected = self.expected[(org.key, canary.resource, canary.id)]
                 self.on_state(
                     StateRead(org.key, owner, seen, canary=canary, operation=f"GET {template}", kind=StateKind.CANARY,
                               expected=expected, after=after)
                 )  # fmt: skip
                 if seen.answered:
-                    self.expected[(org.key, canary.id)] = _GONE if seen.status == 404 else seen.json()
+                    self.expected[(org.key, canary.resource, canary.id)] = _GONE if seen.status == 404 else seen.json()
             for who in org.principals:
                 for op in selves:
                     if not self._state_spend():
@@ -759,10 +862,12 @@ class Fuzzer:
                     seen = mine.call("GET", op.path)
                     self._count(seen)
                     self.on_state(StateRead(org.key, who, seen, operation=str(op), kind=StateKind.SELF, after=after))
-                if isinstance(who.credentials, LoginCredentials) and after:
+                if isinstance(who.credentials, LoginCredentials) and after and who.name not in self.locked_out:
                     if not self._state_spend():
                         return
                     failure = who.credentials.login()
+                    if failure is not None:
+                        self.locked_out.add(who.name)  # said once: after that its state says nothing new
                     mine = callers[who.name]
                     mine.present(who.credentials.headers())
                     where = str(who.credentials.login_config.request)
@@ -799,7 +904,8 @@ class Fuzzer:
                     _keep_fresh(caller, owner)
                     seen = caller.call("GET", op.path)
                     self._count(seen)
-                    self.on_state(StateRead(org.key, owner, seen, operation=str(op)))
+                    public = op.public or any(p.matches(op.method, op.path) for p in self.config.fuzz.public)
+                    self.on_state(StateRead(org.key, owner, seen, operation=str(op), public=public))
 
 
 @dataclass
@@ -813,6 +919,8 @@ class _Refusal:
     sent: int = 0
 
 
+# The phases of one operation: each principal's own records, then writes naming others' users, then others' ids.
+_PHASES = (Family.ROLE, Family.FOREIGN_USER, Family.FOREIGN_ID)
 _GONE: Any = object()  # a canary its owner already found gone: not read again
 # A sign-in is read through the login's own outcome; this stands for its exchange (the target's answer is in
 # the failure text when it failed).

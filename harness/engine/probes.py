@@ -78,6 +78,7 @@ class StateRead:
     expected: Any = None  # a canary as its owner last read it (changes are judged against it, once each)
     after: str = ""  # the operation whose probes were just sent ("" at the end of the run)
     failure: str | None = None  # a sign-in that failed: why
+    public: bool = False  # a list anyone may read (a directory): what other organisations' principals wrote may show
 
 
 @dataclass

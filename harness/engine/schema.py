@@ -251,6 +251,10 @@ def _resolve(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _read_only(node: dict[str, Any]) -> bool:
+    return bool(node.get("readOnly")) or node.get("not") == {}
+
+
 def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int, *, complete: bool = False) -> Any:
     node = _resolve(schema, node)
     if depth > 8:
@@ -268,7 +272,8 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
     if kind == "object" or "properties" in node:
         props = node.get("properties", {})
         names = [*node.get("required", []), *(n for n in props if complete and n not in node.get("required", []))]
-        read_only = {n for n in names if complete and _resolve(schema, props.get(n, {})).get("readOnly")}
+        # schemathesis rewrites a read-only property as `{"not": {}}`: nothing may be sent there
+        read_only = {n for n in names if complete and _read_only(_resolve(schema, props.get(n, {})))}
         return {
             name: _example(schema, props.get(name, {}), text, depth + 1, complete=complete)
             for name in names

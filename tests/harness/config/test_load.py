@@ -66,7 +66,7 @@ def test_unknown_field_names_allowed_fields_and_suggests(tmp_path: Path) -> None
     message = _error(changed(tmp_path, lambda raw: raw.update(fuzz={"casez": 3})))
     assert (
         "[fuzz] casez: unknown field; allowed: cases, max_requests, max_seconds, never, per_operation, privileged, "
-        "public, returns_secret, self;" in message
+        "public, returns_secret, self, staff;" in message
     )
     assert message.endswith("did you mean 'cases'?")
 
