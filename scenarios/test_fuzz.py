@@ -39,12 +39,20 @@ def _coverage(fuzzed: FuzzResult) -> list[CoverageRow]:
     ]
 
 
-@pytest.mark.decides("M3", "O4")
+@pytest.mark.decides("M3")
 def test_role_matrix_holds_on_every_operation(fuzzed: FuzzResult, world: World, evidence: Evidence) -> None:
     """Anonymous is refused (401) but on public operations, a member with no role (403) but on those about
-    the caller alone, a read-only role on every mutating operation."""
+    the caller alone, a read-only role on every mutating operation; no privileged field takes effect and no
+    write raises what its principal may do."""
     assert not world.problems, world.incomplete()
     _conclude(fuzzed, world, "M3", evidence, "every principal without the permission was refused, on every operation")
+
+
+@pytest.mark.decides("O4")
+def test_no_default_allow_on_any_operation(fuzzed: FuzzResult, world: World, evidence: Evidence) -> None:
+    """No principal without a grant is let through on any operation: the policy's default is deny."""
+    assert not world.problems, world.incomplete()
+    _conclude(fuzzed, world, "O4", evidence, "every principal without the permission was refused, on every operation")
 
 
 @pytest.mark.decides("M4")

@@ -399,16 +399,16 @@ class Fuzzer:
                 body = self.mark_body(_secret_fields(case.body, self.run_values["secret"]), n, org)
                 got = self.send(caller, who, op, own_path, case, Family.ROLE, body=body)
                 seen.append(got)
-                if got.status in (401, 403) and who.org is not None:
+                if got.status == 403 and who.org is not None and not self._public(op):
                     self.refusals.setdefault(who.name, []).append(_Refusal(op, own_path, case, body))
+                if op.mutating and got.ok and org is not None:
+                    # At once: the next case may take back what this write gave (a role set, then another).
+                    self.escalation(caller, who, op)
         finally:  # a budget that runs out mid-family still hands over what was sent, to be judged
             if seen:
                 self.probe(Family.ROLE, op, who, *seen, own_records=own_ids is not None)
         if org is not None:
-            wrote = op.mutating and any(e.ok for e in seen)
             self.cross_org(caller, who, op, cases[0], org, own_path)
-            if wrote:
-                self.escalation(caller, who, op)
 
     def aimed(self, caller: Caller, who: Principal, op: Operation, case: Case, family: Family) -> None:
         """A family aimed at another organisation: its users named in the body, or its ids in the path (with the
@@ -590,6 +590,8 @@ class Fuzzer:
             if not isinstance(body, dict):
                 return
             sent = self.send(caller, who, op, path, case, Family.MASS_ASSIGNMENT, body={**body, **group})
+            if sent.ok:
+                self.escalation(caller, who, op)
             exchanges = [sent]
             readback = self.readback(op, path, sent)
             if sent.ok and readback is not None:
@@ -645,16 +647,23 @@ class Fuzzer:
                 op = next((o for o in self.schema.operations if step.request.names(o.method, o.path)), None)
                 if op is None or Family.MASS_ASSIGNMENT not in self.families(op):
                     continue
-                run = f"{credentials.values.get('run', '')}r{self.rng.getrandbits(24):06x}"
-                fresh = {**credentials.values, "run": run}
+                # A new user: the values the login sends to name its user (a username, an email) made new, all
+                # else (the organisation the registration joins, an invite) as the setup sent it.
+                suffix = f"r{self.rng.getrandbits(24):06x}"
+                renamed = _renamed(fill_template(credentials.login_config.body, credentials.values), suffix)
+                renamed.pop(str(credentials.values.get("secret")), None)
                 # The role and flags that make a user privileged; not the organisation and owner fields, which
-                # would name another organisation's records in a registration of one's own.
+                # would name another organisation's records in a registration of one's own, nor the fields the
+                # registration itself sends (a role the target lets its users choose is its design, not a flaw).
                 fields = {
                     k: v
                     for k, v in self.privileged(op, org).items()
-                    if not names_an_org(k) and k not in ("owner_id", "user_id")
+                    if not names_an_org(k) and k not in ("owner_id", "user_id") and k not in (step.body or {})
                 }
-                body = {**(fill_template(step.body, fresh) or {}), **fields}
+                if not fields or not renamed:
+                    continue
+                registration = _rename(fill_template(step.body, credentials.values) or {}, renamed)
+                body = {**registration, **fields}
                 case = Case(body=body)
                 with Caller(self.base_url, name="registration", transport=self.transport) as anonymous:
                     registered = self.send(anonymous, ANONYMOUS, op, op.path, case, Family.MASS_ASSIGNMENT, body=body)
@@ -665,9 +674,10 @@ class Fuzzer:
                 )  # fmt: skip
                 if not registered.ok:
                     continue
+                login_body = _rename(fill_template(credentials.login_config.body, credentials.values), renamed)
                 again = LoginCredentials(
-                    self.base_url, credentials.login_config, fresh, name=f"{who.name} registered again",
-                    transport=self.transport,
+                    self.base_url, credentials.login_config.model_copy(update={"body": login_body}), {},
+                    name=f"{who.name} registered again", transport=self.transport,
                 )  # fmt: skip
                 if again.login() is not None:
                     continue
@@ -876,6 +886,9 @@ class Fuzzer:
                                   failure=failure)
                     )  # fmt: skip
 
+    def _public(self, op: Operation) -> bool:
+        return op.public or any(p.matches(op.method, op.path) for p in self.config.fuzz.public)
+
     def _listed_self(self, op: Operation) -> bool:
         return any(p.matches(op.method, op.path) for p in self.config.fuzz.self_only)
 
@@ -904,8 +917,7 @@ class Fuzzer:
                     _keep_fresh(caller, owner)
                     seen = caller.call("GET", op.path)
                     self._count(seen)
-                    public = op.public or any(p.matches(op.method, op.path) for p in self.config.fuzz.public)
-                    self.on_state(StateRead(org.key, owner, seen, operation=str(op), public=public))
+                    self.on_state(StateRead(org.key, owner, seen, operation=str(op), public=self._public(op)))
 
 
 @dataclass
@@ -925,6 +937,25 @@ _GONE: Any = object()  # a canary its owner already found gone: not read again
 # A sign-in is read through the login's own outcome; this stands for its exchange (the target's answer is in
 # the failure text when it failed).
 _SIGNED_IN = Exchange("POST", "(sign-in)", 200, "", "")
+
+
+def _renamed(body: Any, suffix: str) -> dict[str, str]:
+    """Each text value of a login body, made new with `suffix` (before an email's `@`): a new user's names."""
+    if not isinstance(body, dict):
+        return {}
+    found = {}
+    for value in body.values():
+        if isinstance(value, str) and value:
+            name, at, domain = value.partition("@")
+            found[value] = f"{name}{suffix}{at}{domain}"
+    return found
+
+
+def _rename(body: Any, renamed: dict[str, str]) -> Any:
+    """A body with each value `renamed` names replaced by its new one."""
+    if isinstance(body, dict):
+        return {k: renamed.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
+    return body
 
 
 def _replace_probe(body: Any, text: str) -> Any:

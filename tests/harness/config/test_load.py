@@ -313,6 +313,7 @@ def test_setup_saves_values_for_later_templates(tmp_path: Path) -> None:
         raw["principals"][0]["user_id"] = "{nroth}"
 
     assert "[principals[0]] user_id: unknown placeholder {nroth}" in _error(changed(tmp_path, misspelt))
+
     def shadowing(raw: dict[str, Any]) -> None:
         _saving(raw)
         raw["setup"][0]["save"]["secret"] = "token"
