@@ -16,8 +16,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from app import tenancy
+from app.errors import ApiError
 from app.models import OrgOwned
 
 __all__ = ["OrgScopedRepository", "Page"]
@@ -107,4 +109,11 @@ class OrgScopedRepository(Generic[T]):
             # The `mass_assign_org_id` bug: the write acts for whatever organisation the record names, so
             # row-level security checks the record against its own claim instead of the caller's.
             tenancy.bind_org_once(self.session, record.org_id)
+            try:
+                self.session.flush()
+            except StaleDataError:
+                # An update moving a record: the row it was is not the claimed organisation's to see, so nothing
+                # matched. The bug answers as for a missing record, never a 500.
+                raise ApiError.not_found() from None
+            return
         self.session.flush()

@@ -36,7 +36,7 @@ def secrets_are_never_shown(ctx: Context, probe: Probe) -> Iterator[Finding]:
         return
     for seen in probe.answered:
         if (secret := _shown(ctx, seen)) is not None:
-            detail = f"the answer to {probe.principal.name} shows a password the run registered ({_masked(secret)})"
+            detail = f"the answer to {probe.principal.name} shows a secret the run registered ({_masked(secret)})"
             yield found(FindingKind.SECRET_EXPOSED, probe, detail, seen)
             return
 
@@ -45,5 +45,5 @@ def secrets_are_never_shown(ctx: Context, probe: Probe) -> Iterator[Finding]:
 def state_shows_no_secret(ctx: Context, read: StateRead) -> Iterator[Finding]:
     """No canary, profile or list read back carries a password the run registered."""
     if (secret := _shown(ctx, read.exchange)) is not None:
-        detail = f"{read.operation} shows {read.principal.name} a password the run registered ({_masked(secret)})"
+        detail = f"{read.operation} shows {read.principal.name} a secret the run registered ({_masked(secret)})"
         yield found(FindingKind.SECRET_EXPOSED, read, detail)

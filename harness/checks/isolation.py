@@ -111,5 +111,6 @@ def shows_no_foreign_marker(ctx: Context, probe: Probe) -> Iterator[Finding]:
             forbidden = ctx.world.markers(key) | (set() if public else ctx.world.handles(key))
             hit = next((m for m in sorted(forbidden) if m in visible and m != probe.echo), None)
             if hit is not None:
-                yield found(FindingKind.FOREIGN_MARKER, probe, f"{key}'s marker {hit} in the response", seen)
+                how = f" to {probe.family.value} ({probe.substituted})" if probe.substituted else ""
+                yield found(FindingKind.FOREIGN_MARKER, probe, f"{key}'s marker {hit} in the response{how}", seen)
                 return

@@ -14,12 +14,11 @@ from typing import Any
 
 from harness.checks.findings import Finding, FindingKind
 from harness.checks.registry import Context, found, probe_check
+from harness.engine.exchange import Exchange
 from harness.engine.fuzz import names_an_org
 from harness.engine.probes import Family, Probe
 
-__all__ = ["privileged_fields_take_no_effect", "refusals_stay_refused"]
-
-_ROLE_FIELDS = ("role", "roles", "admin", "is_admin", "is_staff", "permissions")
+__all__ = ["organisation_fields_take_no_effect", "refusals_stay_refused", "role_fields_take_no_effect"]
 
 
 def _holds(document: Any, name: str, value: Any) -> bool:
@@ -34,32 +33,47 @@ def _holds(document: Any, name: str, value: Any) -> bool:
     return held == value or (isinstance(value, int) and str(held) == str(value))
 
 
-@probe_check("M3", "M4", raises=(FindingKind.MASS_ASSIGNMENT,), families=(Family.MASS_ASSIGNMENT,))
-def privileged_fields_take_no_effect(ctx: Context, probe: Probe) -> Iterator[Finding]:
-    """A privileged field sent in a body never takes effect: the record read back (or the create's answer) does
-    not hold the other organisation's id or owner; nor, for a principal that is not admin, the admin role or an
-    admin flag. An update whose record is then gone from the caller's organisation was moved out of it."""
+def _took_effect(probe: Probe, fields: list[tuple[str, Any]]) -> tuple[str, Any, Exchange] | None:
+    """The first of `fields` the record read back (or the create's answer) now holds as sent."""
     if not probe.exchanges or not probe.exchanges[0].ok:
-        return
+        return None
     sent, *rest = probe.exchanges
+    shown = rest[0] if rest and rest[0].ok else sent
+    document = shown.json()
+    return next(((name, value, shown) for name, value in fields if _holds(document, name, value)), None)
+
+
+@probe_check("M4", "I3", raises=(FindingKind.MASS_ASSIGNMENT,), families=(Family.MASS_ASSIGNMENT,))
+def organisation_fields_take_no_effect(ctx: Context, probe: Probe) -> Iterator[Finding]:
+    """A field naming another organisation or its user never takes effect: the record read back (or the
+    create's answer) does not hold it, and a record updated with it is not gone from the caller's organisation."""
+    crossing = [(n, v) for n, v in probe.privileged if names_an_org(n) or n in ("owner_id", "user_id")]
+    if not crossing:
+        return
+    if (hit := _took_effect(probe, crossing)) is not None:
+        name, value, shown = hit
+        detail = f"{name}={value!r} sent by {probe.principal.name} took effect: the record holds it"
+        yield found(FindingKind.MASS_ASSIGNMENT, probe, detail, shown)
+        return
+    sent, *rest = probe.exchanges or (None,)
     readback = rest[0] if rest else None
-    document = readback.json() if readback is not None and readback.ok else sent.json()
-    admin = probe.principal.role == ctx.config.admin_role
-    for name, value in probe.privileged:
-        if name in _ROLE_FIELDS and admin:
-            continue  # the admin may grant the admin role
-        if name in ctx.config.fuzz.privileged and admin:
-            continue
-        if _holds(document, name, value):
-            shown = readback if readback is not None and readback.ok else sent
-            detail = f"{name}={value!r} sent by {probe.principal.name} took effect: the record holds it"
-            yield found(FindingKind.MASS_ASSIGNMENT, probe, detail, shown)
-            return
-    if readback is not None and readback.status == 404 and probe.operation.path_params:
-        moved = [f"{n}={v!r}" for n, v in probe.privileged if names_an_org(n)]
-        if moved:
-            detail = f"after {', '.join(moved)} the caller's own record is gone from its organisation: moved out"
-            yield found(FindingKind.MASS_ASSIGNMENT, probe, detail, readback)
+    if sent is not None and sent.ok and readback is not None and readback.status == 404:
+        moved = ", ".join(f"{n}={v!r}" for n, v in crossing)
+        what = "its own record" if probe.operation.path_params else "the record it created"
+        detail = f"after {moved}, {what} is gone from {probe.principal.name}'s organisation: moved out"
+        yield found(FindingKind.MASS_ASSIGNMENT, probe, detail, readback)
+
+
+@probe_check("M3", raises=(FindingKind.MASS_ASSIGNMENT,), families=(Family.MASS_ASSIGNMENT,))
+def role_fields_take_no_effect(ctx: Context, probe: Probe) -> Iterator[Finding]:
+    """A role, an admin flag or a permission sent by a principal that is not the admin never takes effect."""
+    if probe.principal.role == ctx.config.admin_role:
+        return  # the admin may grant the admin role
+    raising = [(n, v) for n, v in probe.privileged if not names_an_org(n) and n not in ("owner_id", "user_id")]
+    if (hit := _took_effect(probe, raising)) is not None:
+        name, value, shown = hit
+        detail = f"{name}={value!r} sent by {probe.principal.name} took effect: the record holds it"
+        yield found(FindingKind.MASS_ASSIGNMENT, probe, detail, shown)
 
 
 @probe_check("M3", raises=(FindingKind.PRIVILEGE_ESCALATION,), families=(Family.ESCALATION,))

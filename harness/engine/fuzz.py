@@ -512,12 +512,19 @@ class Fuzzer:
         self.probe(Family.FOREIGN_USER, op, who, got, other_org=other.key, substituted=substituted)
 
     def org_switch(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, path: str) -> None:
-        """The other organisation's id in every parameter that names an organisation or has an organisation id's
-        type, and in the headers and parameter targets commonly switch by."""
+        """The other organisation's id in the headers and the parameter targets commonly switch by; then, apart
+        (a filter of the same type would empty the answer that shows a switch), in every parameter of the schema's
+        that names an organisation or has an organisation id's type."""
         assert other.id is not None
-        query: dict[str, Any] = {SWITCH_QUERY: other.id}
+        usual = f"{other.key}'s id {other.id} in {SWITCH_QUERY} and the usual headers"
+        body = self.tagged(op, case, who, other, Family.ORG_SWITCH, usual)
         headers = dict.fromkeys(SWITCH_HEADERS, other.id)
-        cookies: dict[str, str] = {}
+        got = self.send(
+            caller, who, op, path, case, Family.ORG_SWITCH, headers=headers, query={SWITCH_QUERY: other.id}, body=body
+        )
+        self.probe(Family.ORG_SWITCH, op, who, got, other_org=other.key, substituted=usual)
+        query: dict[str, Any] = {}
+        headers, cookies = {}, {}
         for where, name, schema in op.other_params:
             if not (names_an_org(name) or _same_type(schema, other.id)):
                 continue
@@ -527,12 +534,13 @@ class Fuzzer:
                 headers[name] = other.id
             else:
                 cookies[name] = other.id
+        if not (query or headers or cookies):
+            return
         if cookies:
             jar = "; ".join(f"{k}={v}" for k, v in cookies.items())
             presented = caller.headers.get("Cookie")
             headers["Cookie"] = f"{presented}; {jar}" if presented else jar
-        named = sorted({*query, *(h for h in headers if h not in SWITCH_HEADERS), *cookies})
-        substituted = f"{other.key}'s id {other.id} in {', '.join(named)} and the usual headers"
+        substituted = f"{other.key}'s id {other.id} in {', '.join(sorted({*query, *headers, *cookies} - {'Cookie'}))}"
         body = self.tagged(op, case, who, other, Family.ORG_SWITCH, substituted)
         got = self.send(caller, who, op, path, case, Family.ORG_SWITCH, headers=headers, query=query, body=body)
         self.probe(Family.ORG_SWITCH, op, who, got, other_org=other.key, substituted=substituted)
@@ -582,8 +590,19 @@ class Fuzzer:
         the record the write made or changed read back, as the caller sees it. The privileged fields the schema
         declares go in a body of their own, so that a target refusing undeclared fields still meets them."""
         fields = self.privileged(op, other)
+        if who.role == self.config.admin_role:
+            # The admin may grant roles: sent by it, a role field says nothing and changes the world's members.
+            fields = {k: v for k, v in fields.items() if names_an_org(k) or k in ("owner_id", "user_id")}
         declared = {k: v for k, v in fields.items() if k in body_fields(op)}
-        for group in (declared, fields) if declared and declared != fields else (fields,):
+        # One body per kind of field (the organisation's, an owner's, a role's), and one of those the schema
+        # declares: a target refusing unknown fields refuses the whole body for one of them.
+        kinds: list[dict[str, Any]] = [declared] if declared else []
+        # each undeclared field naming an organisation alone: which one a target takes is anyone's guess
+        kinds += [{k: v} for k, v in fields.items() if names_an_org(k) and k not in declared]
+        kinds += [{k: v for k, v in fields.items() if k in ("owner_id", "user_id")}]
+        kinds += [{k: v for k, v in fields.items() if not names_an_org(k) and k not in ("owner_id", "user_id")}]
+        groups = [g for n, g in enumerate(kinds) if g and g not in kinds[:n]]
+        for group in groups:
             substituted = ", ".join(f"{k}={v!r}" for k, v in group.items())
             why = f"privileged fields {substituted}"
             body = self.tagged(op, case, who, other, Family.MASS_ASSIGNMENT, why, complete=True)

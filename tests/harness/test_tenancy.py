@@ -21,6 +21,21 @@ CREATE TABLE no_column (id uuid PRIMARY KEY);
 CREATE TABLE not_forced (id uuid PRIMARY KEY, org_id uuid REFERENCES org_organisation (id));
 ALTER TABLE not_forced ENABLE ROW LEVEL SECURITY;
 CREATE POLICY scoped ON not_forced USING (true);
+CREATE TABLE memberships (org_id uuid NOT NULL REFERENCES org_organisation (id), user_id uuid NOT NULL,
+                          PRIMARY KEY (org_id, user_id));
+ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
+CREATE POLICY scoped ON memberships USING (true);
+CREATE TABLE assignments (id uuid PRIMARY KEY, org_id uuid NOT NULL, user_id uuid NOT NULL,
+                          FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id));
+ALTER TABLE assignments ENABLE ROW LEVEL SECURITY;
+ALTER TABLE assignments FORCE ROW LEVEL SECURITY;
+CREATE POLICY scoped ON assignments USING (true);
+CREATE TABLE loose (id uuid PRIMARY KEY, org_id uuid NOT NULL, user_id uuid NOT NULL,
+                    FOREIGN KEY (user_id, org_id) REFERENCES memberships (org_id, user_id));
+ALTER TABLE loose ENABLE ROW LEVEL SECURITY;
+ALTER TABLE loose FORCE ROW LEVEL SECURITY;
+CREATE POLICY scoped ON loose USING (true);
 """
 
 
@@ -42,4 +57,8 @@ def test_gaps_are_named(database_url: str) -> None:
         "a row-level policy",
     )
     assert found["not_forced"] == ("row-level security forced",)
+    # (org_id, user_id) -> memberships binds org_id through a tenant table; the same key with its columns crossed
+    # binds org_id to a user id, which is no organisation at all
+    assert found["assignments"] == () and found["memberships"] == ()
+    assert found["loose"] == ("foreign key org_id -> org_organisation",)
     assert "sys_user" not in found and "org_organisation" not in found

@@ -804,6 +804,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "CrossOrgWrite",
             "PUT /users/{username}/profile",
+            evidence="GET /me shows tag",
             note="another user's profile is rewritten through their username; the answer is 204 either way",
         ),
         Flaw(
@@ -811,6 +812,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "CrossOrgWrite",
             "PATCH /me",
+            evidence="(foreign-user:",
             note="PATCH /me with another user's username in the body rewrites that user's profile",
         ),
         Flaw(
@@ -818,6 +820,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "CrossOrgWrite",
             "PUT /users/{username}/password",
+            evidence="can no longer sign in with its own credentials",
             note="another user's password is set through their username: the victim's next login fails",
         ),
         Flaw(
@@ -825,6 +828,7 @@ PRACTICE = PracticeTarget(
             "M3",
             "PrivilegeEscalation",
             "POST /signup",
+            evidence="as a user registered with",
             note="is_admin: true at sign-up is honoured; the new user reads every user's email at GET /admin/users",
         ),
         Flaw(
@@ -832,6 +836,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "SecretExposed",
             "GET /users/{username}",
+            evidence="shows a secret the run registered",
             note="the public profile answers the password as it was given at sign-up",
         ),
         Flaw(
@@ -839,6 +844,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "CrossOrgRead",
             "GET /notes/{note_id}",
+            evidence="answered 200 on",
             note="any user's note is read by its id",
         ),
         Flaw(
@@ -846,6 +852,7 @@ PRACTICE = PracticeTarget(
             "C1",
             "WeakTokenSecret",
             "(offline)",
+            evidence="weak secret",
             note="the login's JWTs are signed with an English word, found by an offline search of a token",
         ),
     ),

@@ -781,6 +781,7 @@ PRACTICE = PracticeTarget(
             "M3",
             "NotRefused",
             "DELETE /macros/{macro_id}",
+            evidence="answered 204, expected 403 or 404",
             note="an agent may DELETE (and PATCH) the macros its team's admin wrote: staff objects",
         ),
         Flaw(
@@ -788,6 +789,7 @@ PRACTICE = PracticeTarget(
             "M3",
             "PrivilegeEscalation",
             "PUT /members/{member_id}/role",
+            evidence="no longer refused",
             note="an agent may set roles, its own included: it makes itself admin, then creates macros",
         ),
         Flaw(
@@ -795,6 +797,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "ForeignMarker",
             "GET /tickets",
+            evidence="X-Team",
             note="X-Team naming another team's slug makes the list operations answer for that team",
         ),
         Flaw(
@@ -802,6 +805,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "SecretExposed",
             "GET /integrations",
+            evidence="shows a secret the run registered",
             note="GET /integrations answers each integration's api_token whole, not masked",
         ),
         Flaw(
@@ -809,6 +813,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "MassAssignment",
             "PATCH /tickets/{ref}",
+            evidence="team=",
             note="PATCH /tickets/{ref} honours a team in the body and moves the ticket into that team",
         ),
         Flaw(
@@ -816,6 +821,7 @@ PRACTICE = PracticeTarget(
             "M4",
             "ForeignMarker",
             "GET /tickets",
+            evidence="searching q for",
             note="GET /tickets?q= searches every team's tickets; without q the list stays the team's",
         ),
     ),

@@ -836,7 +836,7 @@ PRACTICE: Final = PracticeTarget(
             "M4",
             "CrossOrgRead",
             "GET /projects/{project_id}/tasks/{task_id}",
-            evidence="",
+            evidence="(the rest the caller's own: project_id)",
             note="a task is reached through any project of the caller's: its own project id with another "
             "workspace's task id reads, changes or deletes that task",
         ),
@@ -845,7 +845,7 @@ PRACTICE: Final = PracticeTarget(
             "M4",
             "ForeignMarker",
             "GET /projects",
-            evidence="",
+            evidence="space",
             note="the integer query parameter `space` lists any workspace's projects",
         ),
         Flaw(
@@ -853,7 +853,7 @@ PRACTICE: Final = PracticeTarget(
             "M4",
             "ForeignMarker",
             "GET /tasks/search",
-            evidence="",
+            evidence="searching text for",
             note="the task search matches every workspace's tasks, on their note alone",
         ),
         Flaw(
@@ -861,7 +861,7 @@ PRACTICE: Final = PracticeTarget(
             "M4",
             "MassAssignment",
             "PATCH /projects/{project_id}",
-            evidence="",
+            evidence="workspace_id=",
             note="a `workspace_id` in a project's PATCH body moves the project into that workspace: the victim's "
             "list then holds the attacker's project",
         ),
@@ -870,7 +870,7 @@ PRACTICE: Final = PracticeTarget(
             "M3",
             "NotRefused",
             "DELETE /projects/{project_id}",
-            evidence="",
+            evidence="answered 204, expected 403 or 404",
             note="a member may delete projects its workspace's admin created",
         ),
     ),
