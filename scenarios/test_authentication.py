@@ -44,6 +44,13 @@ def victim(world: World) -> ClerkCredentials:
 
 
 @pytest.fixture
+def impersonated(world: World) -> ClerkCredentials | None:
+    """Another organisation's owner, whose `sub` each forgery is sent with too; None without a second one."""
+    other = next((org.owner for key, org in world.orgs.items() if key != "org1" and org.principals), None)
+    return other.credentials if other is not None and isinstance(other.credentials, ClerkCredentials) else None
+
+
+@pytest.fixture
 def api(target: Target) -> str:
     """The operation a session is presented to: where the target says who the caller is."""
     if target.config.identity is None:
@@ -77,11 +84,13 @@ def test_forged_sessions_are_refused(
     api: str,
     listener: tuple[str, list[str]],
     transport: GuardedTransport,
+    impersonated: ClerkCredentials | None,
     evidence: Evidence,
 ) -> None:
-    """Every forged, stale and malformed token of the catalogue is refused with 401 and opens no page; refusals
-    echo nothing and are logged; no key is fetched from where a token points; forged kids do not hammer the JWKS."""
-    _conclude(forgeries_refused(target, issuer, victim, api, listener, transport), evidence)
+    """Every forged, stale and malformed token of the catalogue is refused with 401 and opens no page, as the
+    victim and with another organisation's `sub`; refusals echo nothing and are logged; no key is fetched from
+    where a token points; forged kids do not hammer the JWKS."""
+    _conclude(forgeries_refused(target, issuer, victim, api, listener, transport, impersonated), evidence)
 
 
 @pytest.mark.decides("C1")

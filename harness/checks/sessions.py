@@ -97,45 +97,54 @@ def forgeries_refused(
     api: str,
     listener: tuple[str, list[str]],
     transport: httpx.BaseTransport | None,
+    impersonated: ClerkCredentials | None = None,
 ) -> Judged:
     """Every catalogue entry refused with 401 and a Bearer challenge, on the API and the page; nothing echoed,
-    every refusal logged, no key fetched from where a token points, the JWKS not hammered."""
+    every refusal logged, no key fetched from where a token points, the JWKS not hammered. Each entry is forged
+    twice where another organisation's principal is given: as the victim, and with `sub` (and the active
+    organisation) swapped to that principal's, the forgery an attacker impersonating someone else sends."""
     judged = Judged(("C1",))
     url, hits = listener
     now = int(time.time())
     log_mark = target.log_offset()
     refused: dict[str, str] = {}  # request id -> entry
     fetched_before, started = _jwks_fetches(target), time.monotonic()
-    forge = Forge(issuer, victim.sub, victim.org, now, url)
-    for entry in CATALOGUE:
+    forges = [("", Forge(issuer, victim.sub, victim.org, now, url))]
+    if impersonated is not None:
+        forges.append((", sub swapped", Forge(issuer, impersonated.sub, impersonated.org, now, url)))
+    sent = 0
+    for (swap, forge), entry in ((f, e) for f in forges for e in CATALOGUE):
+        sent += 1
         forged = entry.build(forge)
-        name = f"forgery {entry.name}"
+        name = f"forgery {entry.name}{swap}"
         seen, opened = send_forgery(target, api, forged, name, now, transport)
-        judged.add(f"{entry.name}: API {seen.status}, page {_status(opened)}")
+        judged.add(f"{entry.name}{swap}: API {seen.status}, page {_status(opened)}")
         operation = f"GET {api}"
         if judged.unanswered(seen, operation, name) | judged.unanswered(opened, "GET (page)", name):
             continue
         if seen.status not in entry.statuses:
-            detail = f"accepted forgery ({entry.name}: {entry.doc}): API answered {seen.status}"
+            detail = f"accepted forgery ({entry.name}{swap}: {entry.doc}): API answered {seen.status}"
             judged.find(FindingKind.FORGERY_ACCEPTED, operation, name, detail, seen)
-            judged.add(f"accepted forgery ({entry.name}): {forged[:MAX_TOKEN_SHOWN]}")
+            judged.add(f"accepted forgery ({entry.name}{swap}): {forged[:MAX_TOKEN_SHOWN]}")
         elif seen.status == 401 and "bearer" not in seen.headers.get("www-authenticate", "").lower():
-            detail = f"{entry.name}: a 401 without WWW-Authenticate: Bearer (RFC 6750 3)"
+            detail = f"{entry.name}{swap}: a 401 without WWW-Authenticate: Bearer (RFC 6750 3)"
             judged.find(FindingKind.CHALLENGE_MISSING, operation, name, detail, seen)
         if opened is not None and opened.ok:
-            detail = f"accepted forgery ({entry.name}): the page answered {opened.status} to the forged cookie"
+            detail = f"accepted forgery ({entry.name}{swap}): the page answered {opened.status} to the forged cookie"
             judged.find(FindingKind.FORGERY_ACCEPTED, f"GET {opened.url}", name, detail, opened)
         if forged[:40] in seen.text:
-            judged.find(FindingKind.TOKEN_ECHOED, operation, name, f"{entry.name}: the refusal echoes the token", seen)
+            echoed = f"{entry.name}{swap}: the refusal echoes the token"
+            judged.find(FindingKind.TOKEN_ECHOED, operation, name, echoed, seen)
         if seen.status == 401 and (request_id := _request_id(seen)):
-            refused[request_id] = entry.name
+            refused[request_id] = f"{entry.name}{swap}"
     _jwks_not_hammered(judged, target, fetched_before, time.monotonic() - started)
     if hits:
         detail = f"the target fetched keys a token pointed at: {hits}"
         judged.find(FindingKind.KEY_URL_FETCHED, f"GET {api}", "forgery jku/x5u", detail)
     _refusals_logged(judged, target, log_mark, refused, api)
     if judged.ok:
-        judged.add(f"all {len(CATALOGUE)} attacks refused; no key fetched from where a token points")
+        swapped = f" ({len(CATALOGUE)} of them with sub swapped to another organisation's)" if len(forges) > 1 else ""
+        judged.add(f"all {sent} forgeries refused{swapped}; no key fetched from where a token points")
     return judged
 
 

@@ -44,6 +44,26 @@ def test_strict_verifier_accepts_every_valid_shape_and_refuses_every_forgery(tmp
     assert sum(1 for line in forged.evidence if ": API 401, page 303" in line) == len(CATALOGUE)
 
 
+def test_each_forgery_is_sent_again_with_another_organisations_sub(tmp_path: Path, issuer: Issuer) -> None:
+    other = ClerkCredentials(issuer, "user_2other0000000000000000000", ActiveOrg("org_2other00000000000000000000", "o"))
+    strict = fake_clerk_target(tmp_path, issuer)
+    forged = forgeries_refused(
+        strict, issuer, _victim(issuer), "/api/me", ("http://127.0.0.1:9", []), strict.transport(), other
+    )
+    assert forged.ok, forged.summary()
+    swapped = [line for line in forged.evidence if ", sub swapped: API 401, page 303" in line]
+    assert len(swapped) == len(CATALOGUE)
+    lax = fake_clerk_target(tmp_path, issuer, frozenset({"alg_none"}))
+    forged = forgeries_refused(
+        lax, issuer, _victim(issuer), "/api/me", ("http://127.0.0.1:9", []), lax.transport(), other
+    )
+    accepted = {f.principal for f in forged.findings if f.kind is FindingKind.FORGERY_ACCEPTED}
+    assert {"forgery alg_none", "forgery alg_none, sub swapped"} <= accepted
+    token = next(line for line in forged.evidence if line.startswith("accepted forgery (alg_none, sub swapped): "))
+    parsed = parse_jwt(token.split(": ", 1)[1])
+    assert parsed is not None and parsed[1]["sub"] == other.sub  # the forgery named the other principal
+
+
 def test_an_unsigned_token_accepted_is_a_forgery_finding_with_its_repro(tmp_path: Path, issuer: Issuer) -> None:
     target = fake_clerk_target(tmp_path, issuer, frozenset({"alg_none"}))
     forged = forgeries_refused(
