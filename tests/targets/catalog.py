@@ -10,23 +10,18 @@ loopback port, in a thread of the test process, so that a test can read the app'
 from __future__ import annotations
 
 import importlib
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.targets.serve import serving
+from tests.targets.serve import free_port, serving, wait_until_healthy
 
 __all__ = ["MODULES", "Flaw", "PracticeTarget", "practice_targets", "serving_practice"]
 
 HERE = Path(__file__).parent
-START_TIMEOUT = 10.0
 
 # Every practice target with planted authorization flaws, by module (each exports PRACTICE).
 MODULES = ("tests.targets.tasks_app", "tests.targets.accounts_app", "tests.targets.helpdesk_app")
@@ -80,20 +75,12 @@ def serving_practice(target: PracticeTarget, app: Any) -> Iterator[str]:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """Not a line per request: a run sends thousands."""
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + target.health, timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    wait_until_healthy(base, target.health)
     try:
         yield base
     finally:

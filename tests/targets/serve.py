@@ -16,23 +16,34 @@ import uvicorn
 START_TIMEOUT = 10.0
 
 
-@contextmanager
-def serving(app: Any, health: str) -> Iterator[str]:
-    """Serve `app` until the block ends; yield its base URL once `health` answers 200."""
+def free_port() -> int:
+    """A loopback port nobody listens on."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_until_healthy(base: str, health: str) -> None:
+    """Until `health` answers 200, for START_TIMEOUT seconds at most."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + health, timeout=1).status_code == 200:
-                break
+                return
         except httpx.TransportError:
             time.sleep(0.05)
+
+
+@contextmanager
+def serving(app: Any, health: str) -> Iterator[str]:
+    """Serve `app` until the block ends; yield its base URL once `health` answers 200."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    wait_until_healthy(base, health)
     try:
         yield base
     finally:
