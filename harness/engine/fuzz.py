@@ -66,7 +66,7 @@ PRIVILEGED_FIELDS = (
     "is_admin", "is_staff", "permissions",
 )  # fmt: skip
 ESCALATION_SAMPLE = 3  # earlier refusals sent again after each successful write by a principal that is not admin
-ESCALATION_REPEATS = 2  # how often one refusal is sent again in a run
+ESCALATION_ROUNDS = 4  # successful writes of one operation by one principal followed by its refusals sent again
 _METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
 CONCURRENCY = 4  # requests in flight at once: enough to keep a small server busy, not to flood it
 TOKEN_REFRESH_SECONDS = 30.0  # Clerk session tokens live 60 s
@@ -229,6 +229,7 @@ class Fuzzer:
         ] = {}  # (org, resource, canary id) -> the canary as its owner last read it
         self.refusals: dict[str, list[_Refusal]] = {}  # principal -> its refused requests, to send again
         self.locked_out: set[str] = set()  # principals that could no longer sign in
+        self.rounds: dict[tuple[str, str], int] = {}  # (principal, operation) -> escalation rounds sent
 
     # -- sending ---------------------------------------------------------------------------------------------
 
@@ -638,12 +639,17 @@ class Fuzzer:
         """After a principal's successful write, a sample of its earlier refusals sent again: a write must never
         have raised what the principal may do."""
         with self.lock:
-            pending = [r for r in self.refusals.get(who.name, []) if r.sent < ESCALATION_REPEATS and r.op != op]
+            key = (who.name, str(op))
+            if self.rounds.get(key, 0) >= ESCALATION_ROUNDS:
+                return
+            self.rounds[key] = self.rounds.get(key, 0) + 1
+            # One refusal of each other operation: which one a raised privilege opens is anyone's guess.
+            pending = list({str(r.op): r for r in reversed(self.refusals.get(who.name, [])) if r.op != op}.values())
         if not pending:
             return
+        pending.sort(key=lambda r: str(r.op))
         sample = self.rng.sample(pending, min(ESCALATION_SAMPLE, len(pending)))
         for refusal in sample:
-            refusal.sent += 1
             got = self.send(caller, who, refusal.op, refusal.path, refusal.case, Family.ESCALATION, body=refusal.body)
             # Named for the write that raised the privilege; what was sent again is in the words.
             said = f"its earlier refused {refusal.op} ({refusal.path}) after its own {op}"
@@ -947,7 +953,6 @@ class _Refusal:
     path: str
     case: Case
     body: Any
-    sent: int = 0
 
 
 # The phases of one operation: each principal's own records, then writes naming others' users, then others' ids.
