@@ -66,6 +66,7 @@ PRIVILEGED_FIELDS = (
     "is_admin", "is_staff", "permissions",
 )  # fmt: skip
 ESCALATION_SAMPLE = 3  # earlier refusals sent again after each successful write by a principal that is not admin
+HARVESTED = 5  # ids kept per organisation and path parameter, from its creates and lists
 ESCALATION_ROUNDS = 2  # successful writes of one operation by one principal followed by its refusals sent again
 _METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
 CONCURRENCY = 4  # requests in flight at once: enough to keep a small server busy, not to flood it
@@ -230,6 +231,8 @@ class Fuzzer:
         self.refusals: dict[str, list[_Refusal]] = {}  # principal -> its refused requests, to send again
         self.locked_out: set[str] = set()  # principals that could no longer sign in
         self.rounds: dict[tuple[str, str], int] = {}  # (principal, operation) -> escalation rounds sent
+        self.harvested: dict[tuple[str, str], list[str]] = {}  # (org, path parameter) -> ids its principals made
+        self.item_params = _item_params(schema)
 
     # -- sending ---------------------------------------------------------------------------------------------
 
@@ -404,6 +407,8 @@ class Fuzzer:
                 seen.append(got)
                 if got.status == 403 and who.org is not None and not self._public(op):
                     self.refusals.setdefault(who.name, []).append(_Refusal(op, own_path, case, body))
+                if got.ok and org is not None:
+                    self.harvest(org, op, got)
                 if op.mutating and got.ok and org is not None:
                     # At once: the next case may take back what this write gave (a role set, then another).
                     self.escalation(caller, who, op)
@@ -485,18 +490,47 @@ class Fuzzer:
             variants.append(foreign)
         if len(op.path_params) > 1 and len(own) == len(op.path_params):
             variants += [{**own, p: value} for p, value in foreign.items()]
+        if len(op.path_params) == 1:
+            # besides its canary, a record another of its principals made (harvested from a create or a list)
+            (param,) = op.path_params
+            with self.lock:
+                made = [i for i in self.harvested.get((other.key, param), []) if i != foreign.get(param)]
+            if made:
+                variants.append({param: made[-1]})
         for ids in variants:
-            swapped = {p: v for p, v in ids.items() if v == foreign.get(p) and v != own.get(p)}
+            swapped = {p: v for p, v in ids.items() if v != own.get(p)}
             invented = {**ids, **{p: invent_id(op.param_schema(p), self.rng, like=v) for p, v in swapped.items()}}
             words = ", ".join(f"{p}={v}" for p, v in swapped.items())
-            mixed = (
-                f" (the rest the caller's own: {', '.join(sorted(set(ids) - set(swapped)))})" if ids != foreign else ""
-            )
+            kept = sorted(set(ids) - set(swapped))
+            mixed = f" (the rest the caller's own: {', '.join(kept)})" if kept else ""
             substituted = f"{other.key}'s {words}{mixed}"
             body = self.tagged(op, case, who, other, Family.FOREIGN_ID, substituted)
             control = self.send(caller, who, op, self.fill(op, invented), case, Family.FOREIGN_ID, body=body)
             seen = self.send(caller, who, op, self.fill(op, ids), case, Family.FOREIGN_ID, body=body)
             self.probe(Family.FOREIGN_ID, op, who, seen, control=control, other_org=other.key, substituted=substituted)
+
+    def harvest(self, org: Org, op: Operation, seen: Exchange) -> None:
+        """Ids of records the organisation's principals made or listed: a create's answer (its `id`, or its
+        Location) and a list's items, kept for the item path parameter under the same collection."""
+        param = self.item_params.get(op.path)
+        if param is None or op.path_params or op.method not in ("GET", "POST"):
+            return
+        document = seen.json()
+        found: list[str] = []
+        if op.method == "POST":
+            location = next((v for k, v in seen.headers.items() if k.lower() == "location"), "")
+            made = id_text(document.get("id")) if isinstance(document, dict) else None
+            found = [made or location.rstrip("/").rsplit("/", 1)[-1]] if made or location else []
+        else:
+            items = document if isinstance(document, list) else next(
+                (v for v in document.values() if isinstance(v, list)), []
+            ) if isinstance(document, dict) else []  # fmt: skip
+            found = [i for item in items[:HARVESTED] if isinstance(item, dict) and (i := id_text(item.get("id")))]
+        if found:
+            with self.lock:
+                kept = self.harvested.setdefault((org.key, param), [])
+                kept.extend(i for i in found if i not in kept)
+                del kept[:-HARVESTED]
 
     def foreign_users(self, caller: Caller, who: Principal, op: Operation, case: Case, other: Org, path: str) -> None:
         """Another organisation's user named in the body's fields that name a user, the write tagged: whether it
@@ -972,6 +1006,16 @@ _GONE: Any = object()  # a canary its owner already found gone: not read again
 # A sign-in is read through the login's own outcome; this stands for its exchange (the target's answer is in
 # the failure text when it failed).
 _SIGNED_IN = Exchange("POST", "(sign-in)", 200, "", "")
+
+
+def _item_params(schema: ApiSchema) -> dict[str, str]:
+    """Collection path -> the path parameter of its items (`/projects` -> `project_id` for `/projects/{project_id}`)."""
+    found: dict[str, str] = {}
+    for op in schema.operations:
+        collection, _, last = op.path.rpartition("/")
+        if last.startswith("{") and last.endswith("}") and collection and "{" not in collection:
+            found.setdefault(collection, last[1:-1])
+    return found
 
 
 def _renamed(body: Any, suffix: str) -> dict[str, str]:

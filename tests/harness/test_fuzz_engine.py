@@ -202,3 +202,19 @@ def test_a_token_is_renewed_before_any_request_once_it_is_old(tmp_path: Path, mo
     fuzzed = [t for t in tokens if t]
     assert len(fuzzed) > 50 and len(set(fuzzed)) == len(fuzzed)  # a fresh token on every request
     assert result.findings == ()
+
+
+def test_records_another_organisations_principals_made_are_tried_besides_its_canaries(tmp_path: Path) -> None:
+    """Ids harvested from create answers: the DELETE of one of them, made by the other organisation's admin while
+    fuzzing, is attempted too, and with the flaw it is deleted (CrossOrgRead on a record that is not a canary)."""
+    api = FakeApi(flaws=frozenset({"bola"}))
+    world = fake_world(api)
+    canaries = {c.id for org in world.orgs.values() for c in [*org.canaries, *org.scratch]}
+    result = _fuzz(tmp_path, api, world=world)
+    deleted = [
+        f.detail
+        for f in result.findings
+        if f.kind is FindingKind.CROSS_ORG_READ and f.operation == "DELETE /items/{item_id}"
+    ]
+    harvested = [d for d in deleted if d.rsplit("=", 1)[-1] not in canaries]
+    assert harvested, deleted
