@@ -70,11 +70,23 @@ class Settings(BaseSettings):
     clerk_webhook_secret: str | None = Field(default=None, repr=False)
     """Signing secret of the Clerk webhook endpoint (`whsec_<base64>`); unset, `POST /webhooks/clerk` answers 404."""
 
+    clerk_frontend_api: str | None = None
+    """URL (or bare host) of the instance's frontend API, where pages send a browser for Clerk's handshake;
+    unset, the host of `clerk_issuer` (Clerk's `iss` is its frontend API URL)."""
+
+    admin_emails: Annotated[frozenset[str], NoDecode] = frozenset()
+    """Emails (lower case) of the platform admins, matched against the session token's `email` claim; required in
+    production, where a platform nobody may administer is a misconfiguration, not a safe default."""
+
     app_mode: AppMode = AppMode.PRODUCTION
     """`production` (the default) or `test`."""
 
     app_faults: Annotated[frozenset[Fault], NoDecode] = frozenset()
     """Fault switches; only accepted with `app_mode=test`."""
+
+    app_provisioning_fails_for: Annotated[frozenset[str], NoDecode] = frozenset()
+    """Clerk user ids whose provisioning fails server-side, as if the database broke (only with `app_mode=test`):
+    how the error page and the API's 500 are reproduced for one user."""
 
     @field_validator("database_url")
     @classmethod
@@ -133,8 +145,7 @@ class Settings(BaseSettings):
     @field_validator("clerk_authorized_parties", mode="before")
     @classmethod
     def _authorized_parties(cls, value: Any) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else list(value or ())
-        parties = tuple(str(item).strip() for item in items if str(item).strip())
+        parties = _listed(value)
         for party in parties:
             if not party.startswith(("https://", "http://")):
                 raise ValueError(f"{party!r} is not an origin (scheme://host[:port])")
@@ -157,6 +168,33 @@ class Settings(BaseSettings):
         if len(key) < MIN_WEBHOOK_SECRET_BYTES:
             raise ValueError(f"is too short: Clerk's signing secrets carry {MIN_WEBHOOK_SECRET_BYTES} bytes or more")
         return secret
+
+    @field_validator("clerk_frontend_api")
+    @classmethod
+    def _clerk_frontend_api(cls, value: str | None) -> str | None:
+        url = (value or "").strip()
+        if not url:
+            return None  # blank is unset: the issuer's host is the frontend API
+        if "://" not in url:
+            url = f"https://{url}"  # Clerk names its frontend API by host alone (`clerk.example.com`)
+        if not _is_http_url(url):
+            raise ValueError("must be the URL of the frontend API, e.g. https://clerk.example.com")
+        return url
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _admin_emails(cls, value: Any) -> frozenset[str]:
+        emails = _listed(value)
+        for email in emails:
+            local, at, domain = email.partition("@")
+            if not at or not local or not domain:
+                raise ValueError(f"{email!r} is not an email address")
+        return frozenset(email.lower() for email in emails)
+
+    @field_validator("app_provisioning_fails_for", mode="before")
+    @classmethod
+    def _provisioning_fails_for(cls, value: Any) -> frozenset[str]:
+        return frozenset(_listed(value))
 
     @field_validator("app_mode", mode="before")
     @classmethod
@@ -196,11 +234,34 @@ class Settings(BaseSettings):
         # so the app refuses to start rather than run with one.
         if self.app_faults and self.app_mode is not AppMode.TEST:
             raise ValueError("APP_FAULTS is refused unless APP_MODE=test")
+        if self.app_provisioning_fails_for and self.app_mode is not AppMode.TEST:
+            raise ValueError("APP_PROVISIONING_FAILS_FOR is refused unless APP_MODE=test")
+        return self
+
+    @model_validator(mode="after")
+    def _platform_admins_in_production(self) -> Settings:
+        # Without it the platform admin page is closed to all, or (the historical bug) opened to all:
+        # production refuses to start rather than guess. Checked last, so that other refusals come first.
+        if not self.admin_emails and self.app_mode is AppMode.PRODUCTION:
+            raise ValueError(
+                "ADMIN_EMAILS is required when APP_MODE=production (comma-separated emails of the platform admins)"
+            )
         return self
 
     def has(self, fault: Fault) -> bool:
         """Whether `fault` is switched on."""
         return fault in self.app_faults
+
+    @property
+    def frontend_api_host(self) -> str:
+        """The host (and port, if any) of Clerk's frontend API: `CLERK_FRONTEND_API`'s, else the issuer's."""
+        return urlsplit(self.clerk_frontend_api or self.clerk_issuer).netloc.rpartition("@")[2]
+
+
+def _listed(value: Any) -> tuple[str, ...]:
+    """A comma-separated setting (or an iterable) as its non-blank items, trimmed."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    return tuple(str(item).strip() for item in items if str(item).strip())
 
 
 def _is_http_url(url: str) -> bool:

@@ -17,6 +17,26 @@ class Fault(StrEnum):
     REDIRECT_TO_SIGN_IN_ON_DENIED = "redirect_to_sign_in_on_denied"
     """The access-denied page sends the browser to /sign-in after 400 ms: with a signed-in user, a loop."""
 
+    SERVER_REDIRECT_LOOP = "server_redirect_loop"
+    """A signed-in user's /dashboard answers 302 to /sign-in, and /sign-in 302 back to /dashboard: a server loop."""
+
+    HANDSHAKE_LOOP = "handshake_loop"
+    """Every page load of a signed-in user goes to Clerk's handshake, its answer and the redirect-count guard ignored
+    (as when the app's keys are not the instance's)."""
+
+    DASHBOARD_CRASH = "dashboard_crash"
+    """/dashboard fails server-side (the 500 error page) for every signed-in user."""
+
+    DASHBOARD_LANDMARK_MISSING = "dashboard_landmark_missing"
+    """/dashboard answers 200 without its `data-testid="dashboard"` landmark."""
+
+    ADMIN_EMAILS_IGNORED = "admin_emails_ignored"
+    """The platform admin page /admin is shown to every signed-in user, whatever ADMIN_EMAILS says."""
+
+    EXPIRED_TOKEN_LOOPS = "expired_token_loops"  # noqa: S105 (a fault name, not a secret)
+    """An expired session token sends a page to /sign-in (303) instead of the handshake, and /sign-in counts it as
+    signed in and sends the browser back to /dashboard by script: a loop between server and client."""
+
     FIRST_USER_NOT_ADMIN = "first_user_not_admin"
     """The first user of a new organisation gets Member, not Admin."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 import jwt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import tenancy
@@ -80,7 +80,12 @@ class Services:
         trusted = self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP)
         try:
             return resolve_identity(
-                session, claims, first_user_role=first_role, trust_org_claim=trusted, accept_deleted=self._deleted_ok
+                session,
+                claims,
+                first_user_role=first_role,
+                trust_org_claim=trusted,
+                accept_deleted=self._deleted_ok,
+                fail_midway=claims.subject in self.settings.app_provisioning_fails_for,
             )
         except UserDeleted:
             raise InvalidToken("user_deleted") from None
@@ -113,6 +118,16 @@ class Services:
     def _deleted_ok(self) -> bool:
         # The `deleted_user_accepted` bug: `user.deleted` is recorded, and then nothing acts on it.
         return self.has(Fault.DELETED_USER_ACCEPTED)
+
+    def is_platform_admin(self, claims: SessionClaims) -> bool:
+        """Whether the session's `email` claim is in ADMIN_EMAILS (anyone signed in, with `admin_emails_ignored`)."""
+        if self.has(Fault.ADMIN_EMAILS_IGNORED):
+            return True
+        return claims.email is not None and claims.email in self.settings.admin_emails
+
+    def organisation_count(self, session: Session) -> int:
+        """How many organisations the platform holds (a global table: no organisation scope applies)."""
+        return int(session.scalar(select(func.count()).select_from(Organisation)) or 0)
 
     def principal(self, session: Session, identity: Identity) -> Principal:
         """The caller's roles and grants, with the session bound to their organisation; may raise a database error."""

@@ -30,7 +30,7 @@ from harness.clerk.attacks import common_secrets, crack
 from harness.clerk.issuer import ActiveOrg, Issuer, new_key
 from harness.clerk.jwks import JWKS_MAX_AGE, JwksServer
 
-ISSUER = "https://iam-harness.clerk.accounts.dev"
+ISSUER = "https://iam-harness-12.clerk.accounts.dev"
 AZP = "http://127.0.0.1:8000"
 
 

@@ -29,18 +29,22 @@ from rich.console import Console
 from harness.browser import driver as browser_driver
 from harness.checks.catalogue import CATALOGUE
 from harness.checks.findings import Finding
+from harness.clerk import frontend
+from harness.clerk.frontend import FrontendApi
 from harness.clerk.issuer import Issuer
 from harness.config.model import TargetConfig, load_config
 from harness.config.reference import default_config_path, parse_faults
 from harness.engine.handover import dump_issuer, dump_target, load_issuer, load_target
 from harness.errors import ConfigError, HarnessError
-from harness.report.document import coverage_json, write_json
+from harness.report.document import artifact_json, coverage_json, write_json
 from harness.report.evidence import NOT_APPLICABLE, Evidence
 from harness.report.junit import write_junit
 from harness.report.markdown import write_markdown
 from harness.report.model import (
     NEVER_NOT_APPLICABLE,
     Answer,
+    Artifact,
+    ArtifactKind,
     CoverageRow,
     ErrorKind,
     Report,
@@ -288,9 +292,17 @@ class _Controller:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Browser]:
-    """A headless Chromium shared by the run's browser scenarios."""
-    with browser_driver.browser() as instance:
+def frontend_api(issuer: Issuer) -> Iterator[FrontendApi]:
+    """A stand-in for the issuer's Clerk frontend API on loopback: it answers the handshake (one per worker)."""
+    with frontend.serving(issuer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chromium(frontend_api: FrontendApi) -> Iterator[Browser]:
+    """A headless Chromium shared by the worker's browser scenarios, reaching the frontend API stand-in under
+    the frontend API's own host name."""
+    with browser_driver.browser(frontend_api.browser_args) as instance:
         yield instance
 
 
@@ -372,6 +384,7 @@ def pytest_runtest_makereport(
         "findings": [f.to_json() for f in findings],
         "coverage": [coverage_json(row) for row in found.coverage] if found else [],
         "tokens": [[h.variable, h.principal, h.how] for h in found.tokens] if found else [],
+        "artifacts": [artifact_json(a) for a in found.artifacts] if found else [],
     }
     report.user_properties.append((_OUTCOME, json.dumps(outcome)))
     return report
@@ -392,6 +405,7 @@ def _outcome(raw: dict[str, Any]) -> ScenarioOutcome:
             for r in raw["coverage"]
         ),
         tokens=tuple(TokenHint(variable, principal, how) for variable, principal, how in raw["tokens"]),
+        artifacts=tuple(Artifact(ArtifactKind(a["kind"]), a["path"], a["label"]) for a in raw["artifacts"]),
     )
 
 

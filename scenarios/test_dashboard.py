@@ -1,88 +1,188 @@
-"""M1 and O2: what a real browser sees when a signed-in user opens the dashboard."""
+"""M1, O2 and O6 in a real browser: what a signed-in user sees when opening the target's pages.
+
+Every visit ends in a named verdict (loaded, loop, handshake loop, error page, signed out, server error,
+landmark missing, stuck) with its timeline, screenshot and, for a NO, its Playwright trace. The token shapes
+tried are those behind Clerk's own redirect-loop reports: an expired session, a key rotated out, `__client_uat`
+newer than the token, a clock ahead, a development browser without its cookie.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import random
+import time
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser
 
-from harness.browser.driver import visit
-from harness.config.model import PagesConfig
-from harness.engine.guard import GuardedTransport
-from harness.engine.world import World
-from harness.report.evidence import Evidence
-from harness.target.running import Target
+from fixtures.browsing import Browsing, Jar
+from harness.browser.model import Verdict, Visit
+from harness.clerk.issuer import DEV_BROWSER_COOKIE, Issuer, clerk_id, is_development
+from harness.config.model import AdminConfig, PagesConfig, TargetConfig
+from harness.engine.world import ClerkCredentials, Principal, World
+from harness.report.evidence import Evidence, not_applicable
+from harness.target.running import Target, try_start
+
+REFUSAL_TIMEOUT = 20.0  # seconds a target refusing its settings may take to exit
+ENDINGS = frozenset({Verdict.LOADED, Verdict.SIGNED_OUT, Verdict.ERROR_PAGE})  # no loop, no crash, no limbo
 
 
-def _landmarks(pages: PagesConfig) -> dict[str, str]:
-    return {"dashboard": pages.dashboard_landmark, "access-denied": pages.denied_landmark}
+def _expect(browsing: Browsing, evidence: Evidence, name: str, seen: Visit, good: bool, why: str) -> None:
+    browsing.record(name, seen, evidence, good=good)
+    if not good:
+        where = f"went round {seen.loop}" if seen.loop is not None else f"settled on {seen.final_path}"
+        pytest.fail(f"{name}: {seen.verdict}: {why}; {where}")
+
+
+def _clerk(who: Principal) -> ClerkCredentials:
+    if not isinstance(who.credentials, ClerkCredentials):
+        not_applicable(f"{who.name} signs in with the target's own login, not a Clerk session")
+    return who.credentials
+
+
+# Session tokens as a browser may hold them when it opens the dashboard: (name, jar builder).
+Variant = Callable[[Browsing, ClerkCredentials, Issuer], Jar]
+LOADS: dict[str, Variant] = {
+    "v2 token": lambda b, c, i: b.jar(c),
+    "v1 token": lambda b, c, i: b.jar(c, i.mint(c.sub, org=c.org, version=1)),
+    "cookie jar only": lambda b, c, i: Jar(b.jar(c).cookies, {}),  # Clerk's frontend API does not know the browser
+    "expired session token": lambda b, c, i: b.jar(c, i.mint(c.sub, org=c.org, now=int(time.time()) - 120)),
+}
 
 
 @pytest.mark.decides("M1")
+@pytest.mark.parametrize("variant", list(LOADS))
 def test_owner_opens_dashboard_without_a_loop(
-    target: Target,
-    world: World,
-    pages: PagesConfig,
-    chromium: Browser,
-    evidence: Evidence,
-    report_dir: Path,
-    transport: GuardedTransport,
+    variant: str, browsing: Browsing, world: World, pages: PagesConfig, issuer: Issuer, evidence: Evidence
 ) -> None:
-    """The organisation's owner, signed in, opens the dashboard: it renders and settles, with no redirect loop."""
+    """The organisation's owner opens the dashboard: it renders and settles, with no loop; an expired token is
+    refreshed through Clerk's handshake (the stand-in answers it), not sent round."""
     owner = world.org("org1").owner
-    trace = report_dir / "traces" / "m1-owner-dashboard.zip"
-    seen = visit(
-        chromium,
-        target.base_url + pages.dashboard,
-        cookies=owner.credentials.cookies(),
-        landmarks=_landmarks(pages),
-        trace_path=trace,
-        forbids=transport.forbids if transport.guards else None,
+    jar = LOADS[variant](browsing, _clerk(owner), issuer) if variant != "v2 token" else browsing.jar(owner.credentials)
+    seen = browsing.open(f"M1 owner dashboard, {variant}", pages.dashboard, jar, browsing.dashboard)
+    good = seen.verdict is Verdict.LOADED
+    _expect(browsing, evidence, f"M1 owner dashboard, {variant}", seen, good, "the dashboard never loaded")
+
+
+@pytest.mark.decides("M1")
+def test_sign_in_and_dashboard_send_on_once(
+    browsing: Browsing, world: World, pages: PagesConfig, evidence: Evidence
+) -> None:
+    """Signed out, the dashboard sends to sign-in once and stays there; signed in, sign-in sends on to the
+    dashboard once and it loads."""
+    out = browsing.open("M1 signed out opens dashboard", pages.dashboard, browsing.signed_out(), None)
+    to_sign_in = [n for n in out.navigations if n.path == pages.sign_in]
+    good = out.verdict is Verdict.SIGNED_OUT and len(to_sign_in) == 1
+    browsing.record("M1 signed out opens dashboard", out, evidence, good=good)
+    owner = world.org("org1").owner
+    back = browsing.open(
+        "M1 signed in opens sign-in", pages.sign_in, browsing.jar(owner.credentials), browsing.dashboard
     )
-    evidence.add(f"{owner.name} opened {pages.dashboard}: {seen.trail()}")
-    if seen.loop is not None:
-        evidence.add(f"browser trace: {trace} (open with `playwright show-trace`)")
-        pytest.fail(f"redirect loop: {seen.loop}")
-    if "dashboard" not in seen.landmarks:
-        evidence.add(f"browser trace: {trace} (open with `playwright show-trace`)")
-        shown = ", ".join(seen.landmarks) or "no known landmark"
-        pytest.fail(f"the dashboard never loaded: settled on {seen.final_path} showing {shown} {seen.error or ''}")
-    trace.unlink(missing_ok=True)  # a trace is kept only as the repro of a NO
-    evidence.add(f"dashboard landmark {pages.dashboard_landmark} shown on {seen.final_path}; no loop")
+    to_dashboard = [n for n in back.navigations if n.path == pages.dashboard]
+    back_good = back.verdict is Verdict.LOADED and len(to_dashboard) == 1
+    browsing.record("M1 signed in opens sign-in", back, evidence, good=back_good)
+    if not good:
+        pytest.fail(f"signed out, {pages.dashboard} ended {out.verdict} after {len(to_sign_in)} visit(s) to sign-in")
+    if not back_good:
+        pytest.fail(f"signed in, {pages.sign_in} ended {back.verdict} after {len(to_dashboard)} visit(s) to dashboard")
+
+
+def _rotated_out(b: Browsing, c: ClerkCredentials, i: Issuer) -> Jar:
+    gone = Issuer(issuer_url=i.issuer_url, authorized_party=i.authorized_party, rng=random.Random(c.sub))
+    return Jar(b.jar(c, gone.mint(c.sub, org=c.org)).cookies, {})  # Clerk no longer knows this browser either
+
+
+def _uat_newer(b: Browsing, c: ClerkCredentials, i: Issuer) -> Jar:
+    jar = b.jar(c, i.mint(c.sub, org=c.org, now=int(time.time()) - 30))
+    later = str(int(time.time()))
+    return Jar({k: later if k.startswith("__client_uat") else v for k, v in jar.cookies.items()}, jar.identity)
+
+
+CAUSES: dict[str, Variant] = {
+    "expired session, unknown to Clerk": lambda b, c, i: Jar(
+        b.jar(c, i.mint(c.sub, org=c.org, now=int(time.time()) - 600)).cookies, {}
+    ),
+    "token signed by a rotated-out key": _rotated_out,
+    "__client_uat newer than the token": _uat_newer,
+    "clock 10 s ahead": lambda b, c, i: b.jar(c, i.mint(c.sub, org=c.org, now=int(time.time()) + 10)),
+    "development key without __clerk_db_jwt": lambda b, c, i: b.jar(c, drop=(DEV_BROWSER_COOKIE,)),
+}
+
+
+@pytest.mark.decides("M1")
+@pytest.mark.parametrize("cause", list(CAUSES))
+def test_clerk_loop_causes_end_without_a_loop(
+    cause: str, browsing: Browsing, world: World, pages: PagesConfig, issuer: Issuer, evidence: Evidence
+) -> None:
+    """The causes of Clerk's own loop reports each end on sign-in, the dashboard or an error page: never a loop,
+    never a crash."""
+    if cause.startswith("development key") and not is_development(issuer.publishable_key):
+        not_applicable("the instance's publishable key is a production key: no development browser")
+    owner = world.org("org1").owner
+    jar = CAUSES[cause](browsing, _clerk(owner), issuer)
+    seen = browsing.open(f"M1 {cause}", pages.dashboard, jar, browsing.dashboard)
+    _expect(browsing, evidence, f"M1 {cause}", seen, seen.verdict in ENDINGS, "expected sign-in, dashboard or error")
 
 
 @pytest.mark.decides("O2")
 def test_user_without_access_sees_error_page_not_sign_in(
-    target: Target,
-    world: World,
-    pages: PagesConfig,
-    chromium: Browser,
-    evidence: Evidence,
-    report_dir: Path,
-    transport: GuardedTransport,
+    browsing: Browsing, world: World, pages: PagesConfig, evidence: Evidence
 ) -> None:
-    """A signed-in member without access to the dashboard sees the access-denied page and is never sent to sign-in."""
+    """A signed-in member without access to the dashboard sees the access-denied page, never sign-in."""
     member = world.org("org1").member_without_role
     assert member is not None, world.incomplete()
-    trace = report_dir / "traces" / "o2-denied-dashboard.zip"
-    seen = visit(
-        chromium,
-        target.base_url + pages.dashboard,
-        cookies=member.credentials.cookies(),
-        landmarks=_landmarks(pages),
-        trace_path=trace,
-        forbids=transport.forbids if transport.guards else None,
-    )
-    evidence.add(f"{member.name} opened {pages.dashboard}: {seen.trail()}")
-    sent_to_sign_in = [n for n in seen.navigations if n.path == pages.sign_in]
-    if seen.loop is not None or sent_to_sign_in:
-        evidence.add(f"browser trace: {trace} (open with `playwright show-trace`)")
-        what = f"redirect loop: {seen.loop}" if seen.loop else f"sent to {pages.sign_in}"
-        pytest.fail(f"a signed-in user without access was {what}")
-    if "access-denied" not in seen.landmarks:
-        evidence.add(f"browser trace: {trace} (open with `playwright show-trace`)")
-        shown = ", ".join(seen.landmarks) or "no known landmark"
-        pytest.fail(f"no access-denied page: settled on {seen.final_path} showing {shown}")
-    trace.unlink(missing_ok=True)
-    evidence.add(f"access-denied landmark shown on {seen.final_path}; never sent to {pages.sign_in}")
+    seen = browsing.open("O2 member without access", pages.dashboard, browsing.jar(member.credentials), None)
+    sent = [n for n in seen.navigations if n.path == pages.sign_in]
+    good = seen.verdict is Verdict.ERROR_PAGE and not sent
+    why = f"sent to {pages.sign_in} {len(sent)} time(s)" if sent else "no access-denied page"
+    _expect(browsing, evidence, "O2 member without access", seen, good, why)
+
+
+@pytest.mark.decides("O2")
+def test_failed_provisioning_shows_an_error_page_with_a_reference(
+    browsing: Browsing, pages: PagesConfig, issuer: Issuer, evidence: Evidence
+) -> None:
+    """A user whose provisioning fails server-side sees the error page (with its reference), not a loop."""
+    if pages.failing_user is None or pages.error_landmark is None:
+        not_applicable("the config names no failing_user and error_landmark under [pages]")
+    who = ClerkCredentials(issuer, pages.failing_user, None)
+    seen = browsing.open("O2 provisioning fails", pages.dashboard, browsing.jar(who), None)
+    good = seen.verdict in {Verdict.ERROR_PAGE, Verdict.SERVER_ERROR} and "error-page" in seen.landmarks
+    _expect(browsing, evidence, "O2 provisioning fails", seen, good, "no error page with a reference")
+
+
+@pytest.mark.decides("O6")
+def test_platform_admin_opens_admin_and_nobody_else_does(
+    browsing: Browsing, world: World, admin: AdminConfig, issuer: Issuer, evidence: Evidence
+) -> None:
+    """The platform admin the target lists opens the admin page; the organisations' owners and members do not
+    (and are not sent round a loop)."""
+    landmark = ("platform-admin", admin.landmark)
+    staff = ClerkCredentials(issuer, clerk_id("user", random.Random(admin.email)), None)
+    token = issuer.mint(staff.sub, extra={admin.claim: admin.email})
+    seen = browsing.open("O6 platform admin", admin.page, browsing.jar(staff, token), landmark)
+    _expect(browsing, evidence, "O6 platform admin", seen, seen.verdict is Verdict.LOADED, "no admin page")
+    for who in (world.org("org1").owner, world.org("org2").owner):
+        name = f"O6 {who.name} opens {admin.page}"
+        other = browsing.open(name, admin.page, browsing.jar(who.credentials), landmark)
+        refused = other.verdict in {Verdict.ERROR_PAGE, Verdict.SIGNED_OUT}
+        _expect(
+            browsing, evidence, name, other, refused, "someone not listed as platform admin was let in or sent round"
+        )
+
+
+@pytest.mark.decides("O6")
+def test_production_refuses_to_start_without_its_admin_list(
+    target_config: TargetConfig, target: Target, admin: AdminConfig, issuer: Issuer, evidence: Evidence
+) -> None:
+    """Started with the settings the config says it must refuse (production mode, no admin list), the target
+    does not start, and says why."""
+    if not admin.refuses or target_config.embedded is None or not target.description.startswith("embedded"):
+        not_applicable("only a target the harness starts itself, with [admin] refuses, can be started this way")
+    attempt = try_start(target_config, target, issuer, admin.refuses, REFUSAL_TIMEOUT)
+    settings = ", ".join(f"{k}={v!r}" for k, v in admin.refuses.items())
+    evidence.add(f"started with {settings}: {'it started' if attempt.started else f'exit {attempt.exit_code}'}")
+    evidence.add(f"its output: {attempt.output or '(none)'}")
+    if attempt.started:
+        pytest.fail(f"the target started with {settings}")
+    if admin.says and admin.says not in attempt.output:
+        pytest.fail(f"the target refused to start but did not say {admin.says}: {attempt.output}")

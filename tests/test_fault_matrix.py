@@ -38,6 +38,8 @@ class Row:
     named: str | None = None  # evidence of the first NO check must say this (what exactly went wrong)
 
 
+BROWSER = "dashboard"  # the browser scenarios deciding M1, O2 and O6
+BROWSER_CHECKS = frozenset({"M1", "O2", "O6"})
 FUZZ = "fuzz or tenancy"  # the scenarios deciding M3, O4, M4, I3, C2 and O1's fuzzed half
 FUZZ_CHECKS = frozenset({"M3", "O4", "M4", "I3", "C2"})
 
@@ -47,7 +49,13 @@ def _fuzz_row(faults: str, must_be_no: set[str], why: str) -> Row:
 
 
 ROWS = [
-    Row("redirect_to_sign_in_on_denied", frozenset({"O2"}), ALL - {"O2"}, "only the denied page changes"),
+    Row(
+        "redirect_to_sign_in_on_denied",
+        frozenset({"O2"}),
+        ALL - {"O2", "O6"},
+        "only the denied page changes: it is also what a non-admin gets on /admin",
+        named="O2 member without access: loop",
+    ),
     Row(
         "user_role_query_uses_clerk_id",
         frozenset({"O1", "M2", "M1"}),
@@ -104,6 +112,41 @@ ROWS = [
                 "deleted_user_accepted",
                 "user.deleted is recorded and ignored",
                 "a deleted user's valid session token answered 200",
+            ),
+        ]
+    ],
+    *[
+        Row(fault, frozenset(no), frozenset(yes), why, BROWSER, named)
+        for fault, no, yes, why, named in [
+            (
+                "server_redirect_loop",
+                {"M1"},
+                {"O6"},
+                "302 ping-pong between dashboard and sign-in (the denied member's dashboard too)",
+                "server-side loop /dashboard -> /sign-in -> /dashboard",
+            ),
+            (
+                "handshake_loop",
+                {"M1"},
+                set(),
+                "every page load goes round Clerk's handshake",
+                "v2 token: handshake loop",
+            ),
+            ("dashboard_crash", {"M1"}, {"O6"}, "the dashboard answers 500, for everyone", "v2 token: server error"),
+            (
+                "dashboard_landmark_missing",
+                {"M1"},
+                {"O2", "O6"},
+                "the dashboard renders without its landmark",
+                "v2 token: landmark missing",
+            ),
+            ("admin_emails_ignored", {"O6"}, {"M1", "O2"}, "anyone signed in opens /admin", "opens /admin: loaded"),
+            (
+                "expired_token_loops",
+                {"M1"},
+                {"O2", "O6"},
+                "an expired token is sent to sign-in, which sends it back",
+                "mixed loop /dashboard -> /sign-in -> /dashboard",
             ),
         ]
     ],
@@ -186,13 +229,23 @@ def test_role_query_fault_is_quoted_from_the_server_log_only(tmp_path: Path, pos
     assert not any("22P02" in line or "psycopg" in line.lower() for line in responses), o1
 
 
-def test_incident_chain_names_the_loop(tmp_path: Path, postgres_server: str) -> None:
+def test_incident_chain_names_the_loop_and_links_its_evidence(tmp_path: Path, postgres_server: str) -> None:
+    """The incident: roles unreadable, so the owner is denied, and the denied page sends to sign-in. The report
+    names the client-side loop with its cycle and links its timeline picture, screenshot and trace."""
     faults = "user_role_query_uses_clerk_id,redirect_to_sign_in_on_denied"
-    _, report, output = _run(tmp_path, postgres_server, "--faults", faults, "-k", "owner_opens_dashboard")
+    _, report, output = _run(tmp_path, postgres_server, "--faults", faults, "-k", "owner_opens_dashboard and v2")
     assert report is not None, output
     m1 = _evidence(report, "M1")
-    assert any("redirect loop: /dashboard -> /sign-in -> /dashboard, period" in line for line in m1), m1
-    assert any(line.startswith("browser trace: ") for line in m1), m1
+    assert any("client-side loop /dashboard -> /sign-in -> /dashboard, period" in line for line in m1), m1
+    (check,) = [c for c in report["checks"] if c["id"] == "M1"]
+    kinds = {a["kind"] for a in check["artifacts"]}
+    assert kinds == {"timeline", "timeline data", "screenshot", "trace"}, check["artifacts"]
+    for artifact in check["artifacts"]:
+        assert (tmp_path / artifact["path"]).stat().st_size > 0, artifact
+    svg = next(a["path"] for a in check["artifacts"] if a["kind"] == "timeline")
+    assert "<svg" in (tmp_path / svg).read_text() and f"]({svg})" in (tmp_path / "report.md").read_text().replace(
+        "<", ""
+    ).replace(">", "")
 
 
 @pytest.mark.parametrize(

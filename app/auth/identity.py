@@ -23,8 +23,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from psycopg import errors as pg_errors
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import tenancy
@@ -40,6 +42,7 @@ __all__ = [
     "NotAMember",
     "OrgRef",
     "UserDeleted",
+    "database_breaks",
     "delete_user",
     "ensure_user",
     "is_deleted",
@@ -86,6 +89,13 @@ class DeletedUser:
     memberships_removed: int
 
 
+def database_breaks() -> OperationalError:
+    """The error of a database that goes away mid-transaction (SQLSTATE 57P01), as SQLAlchemy raises it: what
+    `APP_PROVISIONING_FAILS_FOR` (test mode only) makes provisioning fail with."""
+    lost = pg_errors.AdminShutdown("terminating connection due to administrator command")
+    return OperationalError("INSERT INTO org_organisation ...", None, lost)
+
+
 def resolve_identity(
     session: Session,
     claims: SessionClaims,
@@ -93,6 +103,7 @@ def resolve_identity(
     first_user_role: str = ADMIN_ROLE,
     trust_org_claim: bool = False,
     accept_deleted: bool = False,
+    fail_midway: bool = False,
 ) -> Identity:
     """Resolve (provisioning on a first login) and commit; raise NotAMember when the org is not the user's,
     UserDeleted (nothing written) when the user was deleted at Clerk."""
@@ -103,6 +114,7 @@ def resolve_identity(
             first_user_role=first_user_role,
             trust_org_claim=trust_org_claim,
             accept_deleted=accept_deleted,
+            fail_midway=fail_midway,
         )
     except NotAMember:
         # Whatever was provisioned before the refusal (the user) is still a consistent whole: keep it.
@@ -119,11 +131,15 @@ def provision(
     first_user_role: str = ADMIN_ROLE,
     trust_org_claim: bool = False,
     accept_deleted: bool = False,
+    fail_midway: bool = False,
 ) -> Identity:
     """Resolve the caller within the current transaction, creating what a first login needs; no commit.
     (`trust_org_claim` and `accept_deleted` are the fault switches `org_claim_trusted_without_membership` and
-    `deleted_user_accepted`: the historical bugs, on purpose.)"""
+    `deleted_user_accepted`: the historical bugs, on purpose. `fail_midway` breaks the database once the user is
+    written and before their organisation is, as `APP_PROVISIONING_FAILS_FOR` asks: nothing of it may remain.)"""
     user_id = ensure_user(session, claims.subject, accept_deleted=accept_deleted)
+    if fail_midway:
+        raise database_breaks()
     tenancy.bind_user(session, user_id)
     if claims.org is not None:
         org, created = _claimed_organisation(session, claims.org)

@@ -20,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
 
@@ -47,6 +48,11 @@ LEEWAY_SECONDS = 5
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
 MAX_ID_LENGTH = 255
 MAX_TOKEN_LENGTH = 8 * 1024
+# A handshake carries a session token or two (suffixed and not) among its directives: a few kilobytes.
+MAX_HANDSHAKE_LENGTH = 32 * 1024
+MAX_HANDSHAKE_DIRECTIVES = 32
+# One Set-Cookie value: a cookie name (an RFC 6265 token), `=`, then no control character (no CR, LF or NUL).
+_SET_COOKIE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+=[^\x00-\x08\x0a-\x1f\x7f]{0,8192}")
 
 
 class InvalidToken(Exception):
@@ -76,6 +82,9 @@ class SessionClaims:
     issued_at: int
     session_id: str | None
     org: OrgClaim | None
+    email: str | None = None
+    """The `email` claim of Clerk's session-token customisation (`{"email": "{{user.primary_email_address}}"}`),
+    lower case: what names a platform admin. None when the instance does not add it."""
 
 
 class TokenVerifier:
@@ -139,7 +148,49 @@ class TokenVerifier:
             issued_at=int(claims["iat"]),
             session_id=claims["sid"] if isinstance(claims.get("sid"), str) else None,
             org=self._org(claims),
+            email=claims["email"].strip().lower() if plain_id(claims.get("email")) else None,
         )
+
+    def verify_handshake(self, token: str) -> tuple[str, ...]:
+        """The Set-Cookie directives of a handshake token; raise InvalidToken(reason) for anything else.
+
+        Verified as Clerk's SDKs verify it: RS256, `typ` JWT when given, signed by the instance key its `kid` names
+        (the keys session tokens are verified with), and no claim read but `handshake`: Clerk's frontend API puts
+        no `exp` in it. No fault switch opens anything here. Each directive must be one `name=value; ...` header
+        line, so that a directive can never split the answer's headers.
+        """
+        if len(token) > MAX_HANDSHAKE_LENGTH:
+            raise InvalidToken("too_large")
+        header = self._parses(token)
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("algorithm_not_allowed")
+        if "typ" in header and header["typ"] != "JWT":
+            raise InvalidToken("wrong_type")
+        unchecked: jwt.types.Options = {
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+            "verify_iss": False,
+            "verify_aud": False,
+            "verify_sub": False,
+            "verify_jti": False,
+        }
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token, self._key(token, header), algorithms=ALGORITHMS, options=unchecked
+            )
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("bad_signature") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("malformed") from None
+        directives = payload.get("handshake")
+        if (
+            not isinstance(directives, list)
+            or len(directives) > MAX_HANDSHAKE_DIRECTIVES
+            or not all(isinstance(item, str) and _SET_COOKIE.fullmatch(item) for item in directives)
+        ):
+            raise InvalidToken("invalid_handshake")
+        return tuple(directives)
 
     def _unverified(self, token: str, checks: jwt.types.Options) -> dict[str, Any]:
         """The claims with every check but the signature's (the faulty paths, whose signature was judged elsewhere)."""

@@ -1,22 +1,37 @@
 """A real browser (Playwright + Chromium) that opens a page as a signed-in user and records every navigation.
 
-It catches redirect loops whoever makes them: server redirects and client-side navigation alike are
-main-frame document requests, each recorded with its time. A URL cycle seen twice in a row is a loop.
+It catches redirect loops whoever makes them. Every main-frame document request is recorded through the
+DevTools protocol with its URL, time, HTTP status and initiator, so server redirects (Chromium stops them after
+20), the page's own script navigations (which nothing stops) and Clerk's handshake (through the frontend API's
+host) are told apart. A URL cycle gone round twice, or more than `max_navigations` without settling, is a loop;
+a page settles when nothing navigates for a quiet period after it loaded and the expected landmark shows (or,
+without it, when the quiet period has lasted `SETTLE_MS`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, Error, Page, Playwright, Request, Route, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Playwright, Route, sync_playwright
 
-__all__ = ["Loop", "Navigation", "Visit", "browser", "chromium_executable", "find_loop", "visit"]
+from harness.browser.model import Initiator, Loop, LoopKind, Navigation, Verdict, Visit
+
+__all__ = [
+    "LAUNCH_ARGS",
+    "Landmarks",
+    "browser",
+    "chromium_executable",
+    "classify",
+    "find_loop",
+    "visit",
+]
 
 CHROMIUM_ENV = "IAM_HARNESS_CHROMIUM"
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
@@ -28,55 +43,87 @@ LAUNCH_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SETTLE_MS = 1000  # longer than any client-side redirect delay worth calling a page "loaded"
-TIMEOUT_MS = 8000
+QUIET_MS = 600  # no navigation for this long after the page loaded, with the expected landmark shown: settled
+SETTLE_MS = 1500  # without the expected landmark, a page that stays this quiet has settled on something else
+TIMEOUT_MS = 10_000
 MAX_NAVIGATIONS = 40
+TICK_MS = 50
+MAX_RECORDED = 50  # console errors and failed requests kept per visit
 
 
 @dataclass(frozen=True)
-class Navigation:
-    """A main-frame document request: its path and when it started (ms since the visit began)."""
+class Landmarks:
+    """The selectors that tell what a page is: the one the visit expects, and those of the target's error
+    pages (access denied, the error page with a reference)."""
 
-    path: str
-    at_ms: float
+    expected: tuple[str, str] | None  # (name, selector)
+    errors: Mapping[str, str] = field(default_factory=dict)
+    sign_in: str | None = None  # the sign-in page's path: settling there is "signed out"
 
-
-@dataclass(frozen=True)
-class Loop:
-    """A cycle of paths the browser went round at least twice."""
-
-    cycle: tuple[str, ...]
-    period_ms: float
-
-    def __str__(self) -> str:
-        return f"{' -> '.join((*self.cycle, self.cycle[0]))}, period {self.period_ms:.0f} ms"
-
-
-@dataclass(frozen=True)
-class Visit:
-    """What happened when the browser opened a page."""
-
-    navigations: tuple[Navigation, ...]
-    loop: Loop | None
-    landmarks: tuple[str, ...]  # the names of the landmarks visible at the end
-    final_path: str
-    error: str | None
-
-    def trail(self) -> str:
-        """The navigation history as `path (+ms) -> ...`."""
-        return " -> ".join(f"{n.path} (+{n.at_ms:.0f} ms)" for n in self.navigations[:12])
+    def named(self) -> dict[str, str]:
+        found = dict(self.errors)
+        if self.expected is not None:
+            found[self.expected[0]] = self.expected[1]
+        return found
 
 
 def find_loop(navigations: Sequence[Navigation]) -> Loop | None:
-    """The first cycle of length k >= 1 whose 2k+1 consecutive navigations repeat with period k."""
-    paths = [n.path for n in navigations]
-    for end in range(len(paths)):
+    """The first cycle of k >= 1 places whose 2k+1 consecutive navigations repeat with period k."""
+    places = [n.place for n in navigations]
+    for end in range(len(places)):
         for k in range(1, end // 2 + 1):
             start = end - 2 * k
-            if all(paths[start + j] == paths[start + j + k] for j in range(k + 1)):
-                period = (navigations[end].at_ms - navigations[start].at_ms) / 2
-                return Loop(cycle=tuple(paths[start : start + k]), period_ms=period)
+            if all(places[start + j] == places[start + j + k] for j in range(k + 1)):
+                return _loop(navigations[start : end + 1], k, navigations[end].at_ms)
     return None
+
+
+def _loop(span: Sequence[Navigation], k: int, detected_ms: float) -> Loop:
+    """A loop from the navigations of its rounds: the first k places, their hosts, what drove the rounds."""
+    cycle = tuple(n.place for n in span[:k])
+    hosts = tuple(dict.fromkeys(n.host for n in span[:k]))
+    driven = {n.initiator is Initiator.SERVER for n in span[1:]}
+    kind = LoopKind.MIXED if len(driven) == 2 else LoopKind.SERVER if True in driven else LoopKind.CLIENT
+    period = (span[-1].at_ms - span[0].at_ms) / max(1, (len(span) - 1) // k)
+    return Loop(cycle, hosts, period, kind, detected_ms)
+
+
+def _runaway(navigations: Sequence[Navigation]) -> Loop:
+    """More navigations than any sign-in needs, without a clean cycle: the places of the second half, in the order
+    first seen, and the mean time round them."""
+    tail = navigations[len(navigations) // 2 :]
+    places = tuple(dict.fromkeys(n.place for n in tail))
+    hosts = tuple(dict.fromkeys(n.host for n in tail))
+    driven = {n.initiator is Initiator.SERVER for n in tail[1:]}
+    kind = LoopKind.MIXED if len(driven) == 2 else LoopKind.SERVER if True in driven else LoopKind.CLIENT
+    period = (tail[-1].at_ms - tail[0].at_ms) / max(1, len(tail) - 1) * len(places)
+    return Loop(places, hosts, period, kind, navigations[-1].at_ms)
+
+
+def classify(
+    loop: Loop | None,
+    *,
+    identity_hosts: Sequence[str],
+    status: int | None,
+    visible: Sequence[str],
+    landmarks: Landmarks,
+    final_path: str,
+    settled: bool,
+) -> Verdict:
+    """The verdict of a visit from what it saw, worst first."""
+    if loop is not None:
+        return Verdict.HANDSHAKE_LOOP if set(loop.hosts) & set(identity_hosts) else Verdict.LOOP
+    if not settled:
+        return Verdict.STUCK
+    if status is not None and status >= 500:
+        return Verdict.SERVER_ERROR
+    if landmarks.expected is not None and landmarks.expected[0] in visible:
+        return Verdict.LOADED
+    if any(name in visible for name in landmarks.errors):
+        return Verdict.ERROR_PAGE
+    if landmarks.sign_in is not None and final_path == landmarks.sign_in:
+        return Verdict.SIGNED_OUT
+    return Verdict.LANDMARK_MISSING
 
 
 def chromium_executable(playwright: Playwright) -> str | None:
@@ -94,91 +141,191 @@ def chromium_executable(playwright: Playwright) -> str | None:
 
 
 @contextmanager
-def browser() -> Iterator[Browser]:
-    """A headless Chromium for the duration of the block."""
+def browser(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
+    """A headless Chromium for the duration of the block; `extra_args` point it at the frontend API stand-in."""
     with sync_playwright() as playwright:
         executable = chromium_executable(playwright)
-        instance = playwright.chromium.launch(headless=True, executable_path=executable, args=LAUNCH_ARGS)
+        instance = playwright.chromium.launch(
+            headless=True, executable_path=executable, args=[*LAUNCH_ARGS, *extra_args]
+        )
         try:
             yield instance
         finally:
             instance.close()
 
 
+class _Recorder:
+    """Main-frame document requests, console errors and failed requests of one page, as CDP reports them."""
+
+    def __init__(self, page: Page, started: float) -> None:
+        self.started = started
+        self.navigations: list[Navigation] = []
+        self.loads: list[float] = []
+        self.console: list[str] = []
+        self.failed: list[str] = []
+        self._by_request: dict[str, int] = {}
+        self._urls: dict[str, str] = {}  # every request's URL, to name the failed ones
+        self._cdp = page.context.new_cdp_session(page)
+        self._main = str(self._cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"])
+        self._cdp.on("Network.requestWillBeSent", self._sent)
+        self._cdp.on("Network.responseReceived", self._answered)
+        self._cdp.on("Network.loadingFailed", self._failed)
+        self._cdp.send("Network.enable")
+        page.on("load", lambda _: self.loads.append(self._now()))
+        page.on("console", lambda m: self._note(self.console, m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self._note(self.console, f"uncaught: {e}"))
+
+    def _now(self) -> float:
+        return (time.monotonic() - self.started) * 1000
+
+    def _note(self, into: list[str], line: str) -> None:
+        if len(into) < MAX_RECORDED:
+            into.append(line[:300])
+
+    def _sent(self, event: dict[str, Any]) -> None:
+        if len(self._urls) < 5000:
+            self._urls[event["requestId"]] = event["request"]["url"]
+        if event.get("type") != "Document" or event.get("frameId") != self._main:
+            return
+        previous = self._by_request.get(event["requestId"])
+        redirect = event.get("redirectResponse")
+        if redirect is not None and previous is not None:
+            self._set_status(previous, int(redirect["status"]))
+        if redirect is not None:
+            initiator = Initiator.SERVER
+        elif not self.navigations:
+            initiator = Initiator.HARNESS
+        else:
+            initiator = Initiator.SCRIPT if event.get("initiator", {}).get("type") == "script" else Initiator.PAGE
+        self._by_request[event["requestId"]] = len(self.navigations)
+        self.navigations.append(Navigation(event["request"]["url"], self._now(), None, initiator))
+
+    def _answered(self, event: dict[str, Any]) -> None:
+        index = self._by_request.get(event["requestId"])
+        if index is not None and event.get("type") == "Document":
+            self._set_status(index, int(event["response"]["status"]))
+
+    def _set_status(self, index: int, status: int) -> None:
+        n = self.navigations[index]
+        self.navigations[index] = Navigation(n.url, n.at_ms, status, n.initiator)
+
+    def _failed(self, event: dict[str, Any]) -> None:
+        if event.get("canceled"):
+            return  # a navigation that replaced this one, not a failure
+        url = self._urls.get(event["requestId"], event["requestId"])
+        self._note(self.failed, f"{event.get('type', 'request')} {url}: {event.get('errorText')}")
+
+
 def visit(
     chromium: Browser,
     url: str,
     *,
-    cookies: dict[str, str],
-    landmarks: dict[str, str],
-    trace_path: Path | None = None,
+    cookies: Mapping[str, str],
+    landmarks: Landmarks,
+    identity_cookies: Mapping[str, Mapping[str, str]] | None = None,
+    identity_hosts: Sequence[str] = (),
+    evidence: Path | None = None,
     forbids: Callable[[str, str], bool] | None = None,
+    timeout_ms: int = TIMEOUT_MS,
+    max_navigations: int = MAX_NAVIGATIONS,
 ) -> Visit:
-    """Open `url` holding `cookies`; wait until the page settles, loops, or time runs out. A request `forbids`
-    answers True for (`method`, `path`) is aborted unsent: what the config says never to call, a page never calls."""
+    """Open `url` in a fresh context holding `cookies` (and `identity_cookies`, per origin, for the identity
+    provider's host); wait until the page settles, loops, or time runs out, and name what it came to.
+
+    With `evidence` (a path without suffix), a screenshot of the last page goes to `<evidence>.png` and a
+    Playwright trace to `<evidence>.zip`; the caller deletes the trace of a visit that came out well. A request
+    `forbids` answers True for (`method`, `path`) on the target's origin is aborted unsent."""
     context = chromium.new_context()
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     if forbids is not None:
         refuse = forbids
 
         def guard(route: Route) -> None:
             request = route.request
-            if refuse(request.method, urlsplit(request.url).path):
+            parts = urlsplit(request.url)
+            if f"{parts.scheme}://{parts.netloc}" == origin and refuse(request.method, parts.path):
                 route.abort("blockedbyclient")
             else:
                 route.continue_()
 
         context.route("**/*", guard)
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-    context.add_cookies([{"name": k, "value": v, "url": origin} for k, v in cookies.items()])
-    if trace_path is not None:
+    jar = [{"name": k, "value": v, "url": origin} for k, v in cookies.items()]
+    for where, named in (identity_cookies or {}).items():
+        jar += [{"name": k, "value": v, "url": where} for k, v in named.items()]
+    context.add_cookies(jar)  # type: ignore[arg-type]
+    if evidence is not None:
         context.tracing.start(screenshots=True, snapshots=True)
     page = context.new_page()
     started = time.monotonic()
-    navigations: list[Navigation] = []
-
-    def record(request: Request) -> None:
-        if request.is_navigation_request() and request.frame == page.main_frame:
-            navigations.append(Navigation(urlsplit(request.url).path, (time.monotonic() - started) * 1000))
-
-    loaded: list[float] = []  # when the main frame last finished loading, ms since the visit started
-
-    def record_load(_: Page) -> None:
-        loaded.append((time.monotonic() - started) * 1000)
-
-    page.on("request", record)
-    page.on("load", record_load)
+    recorder = _Recorder(page, started)
     error: str | None = None
     try:
-        page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
+        page.goto(url, wait_until="commit", timeout=timeout_ms)
     except Error as exc:
         error = str(exc).splitlines()[0]
-    loop = None
-    seen: tuple[str, ...] = ()
-    deadline = started + TIMEOUT_MS / 1000
-    while time.monotonic() < deadline and len(navigations) < MAX_NAVIGATIONS:
-        page.wait_for_timeout(100)
+    loop: Loop | None = None
+    settled = False
+    visible: tuple[str, ...] = ()
+    named = landmarks.named()
+    deadline = started + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(TICK_MS)
+        navigations = recorder.navigations
         loop = find_loop(navigations)
+        if loop is None and len(navigations) > max_navigations:
+            loop = _runaway(navigations)
         if loop is not None:
             break
-        # Quiet counts from the last page load, not from its request: on a busy machine a page can take longer to
-        # arrive than the quiet period, and a page that has not loaded yet has not had its chance to navigate on.
+        now = recorder._now()
         last_nav = navigations[-1].at_ms if navigations else 0.0
-        last_load = loaded[-1] if loaded else None
-        quiet_ms = (time.monotonic() - started) * 1000 - max(last_nav, last_load or 0.0)
-        if quiet_ms >= SETTLE_MS and ((last_load is not None and last_load >= last_nav) or error is not None):
-            seen = _visible(page, landmarks)
-            break
-    else:
-        loop = find_loop(navigations)
-    final_path = urlsplit(page.url).path
-    if trace_path is not None:
-        trace_path.parent.mkdir(parents=True, exist_ok=True)
-        context.tracing.stop(path=str(trace_path))
+        last_load = recorder.loads[-1] if recorder.loads else None
+        loaded = (last_load is not None and last_load >= last_nav) or error is not None
+        quiet = now - max(last_nav, last_load or 0.0)
+        if loaded and quiet >= QUIET_MS:
+            visible = _visible(page, named)
+            expected_shown = landmarks.expected is not None and landmarks.expected[0] in visible
+            if expected_shown or quiet >= SETTLE_MS:
+                settled = True
+                break
+    elapsed = recorder._now()
+    navigations = list(recorder.navigations)
+    final_url = page.url
+    status = next((n.status for n in reversed(navigations) if n.status is not None), None)
+    verdict = classify(
+        loop,
+        identity_hosts=identity_hosts,
+        status=status,
+        visible=visible,
+        landmarks=landmarks,
+        final_path=urlsplit(final_url).path or "/",
+        settled=settled,
+    )
+    screenshot = trace = None
+    if evidence is not None:
+        evidence.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(Error):
+            page.screenshot(path=str(evidence.with_suffix(".png")), timeout=3000)
+            screenshot = evidence.with_suffix(".png")
+        trace = evidence.with_suffix(".zip")
+        context.tracing.stop(path=str(trace))
     context.close()
-    return Visit(tuple(navigations), loop, seen, final_path, error)
+    return Visit(
+        start_url=url,
+        navigations=tuple(navigations),
+        verdict=verdict,
+        loop=loop,
+        landmarks=visible,
+        final_url=final_url,
+        elapsed_ms=elapsed,
+        console_errors=tuple(recorder.console),
+        failed_requests=tuple(recorder.failed),
+        error=error,
+        screenshot=screenshot,
+        trace=trace,
+    )
 
 
-def _visible(page: Page, landmarks: dict[str, str]) -> tuple[str, ...]:
+def _visible(page: Page, landmarks: Mapping[str, str]) -> tuple[str, ...]:
     found = []
     for name, selector in landmarks.items():
         try:

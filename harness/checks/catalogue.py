@@ -25,6 +25,11 @@ CATALOGUE: tuple[Check, ...] = (
     Check("O2", "A signed-in user without access sees an error page, never a redirect to sign-in", "obstacle"),
     Check("O3", "A fresh deploy has Admin, Member and Viewer with their permissions", "obstacle"),
     Check("O4", "A member with no grant is denied on every operation (no default allow)", "obstacle"),
+    Check(
+        "O6",
+        "The configured platform admin opens /admin; nobody else does; production refuses to start without it",
+        "obstacle",
+    ),
     Check("C1", "Authentication solid: every valid Clerk token shape accepted, every forged one refused", "factor"),
     Check(
         "C2",

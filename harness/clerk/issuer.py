@@ -1,8 +1,9 @@
 """A Clerk-shaped issuer: RSA-2048 keys, their JWKS, and session tokens minted as Clerk mints them.
 
 Claims follow Clerk's session-token docs. v2: `azp, exp (iat + 60 s), fva, iat, iss, nbf (iat - 10), sid,
-sub, v: 2, sts` and, when an organisation is active, `o: {id, slg, rol, per, fpm}` with `rol` unprefixed;
-optional `pla`, `fea` (billing) and `act` (impersonation). v1: no `v` or `sts`, and `org_id`, `org_role`
+sub, v: 2, sts` and, when an organisation is active, `o: {id, slg, rol, per, fpm}` with `rol` unprefixed and
+permissions in Clerk's encoding (names in `per`, features in `fea`, bitmaps in `fpm`); a pending session has no
+`o`; optional `pla` (billing) and `act` (impersonation). v1: no `v` or `sts`, and `org_id`, `org_role`
 (`org:admin`), `org_slug`, `org_permissions` instead of `o`. Header `{alg: RS256, kid, typ: JWT}`, with
 `cat: cl_B7d4PD111AAA` (the session category) where asked.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import re
 import string
 import time
 from dataclasses import dataclass, field
@@ -23,12 +25,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
+    "CLIENT_UAT_COOKIE",
+    "DEV_BROWSER_COOKIE",
     "SESSION_CATEGORY",
+    "SESSION_COOKIE",
     "ActiveOrg",
     "Issuer",
     "SessionToken",
     "clerk_id",
     "cookie_suffix",
+    "is_development",
     "load_private_pem",
     "new_key",
     "private_pem",
@@ -40,6 +46,12 @@ DEFAULT_TTL = 60
 NBF_SKEW = 10
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
 KEY_SIZE = 2048  # Clerk's JS SDK loads a PEM jwtKey by stripping a fixed 2048-bit header: no other size works
+# Clerk's key builder (`buildPublishableKey` in @clerk/shared) gives `pk_test_` to hosts of this shape only.
+DEVELOPMENT_HOST = re.compile(r"^(([a-z]+)-){2}([0-9]{1,2})\.clerk\.accounts([a-z.]*)(dev|com)$", re.IGNORECASE)
+# Clerk's browser cookies, by the names its SDKs read them.
+SESSION_COOKIE = "__session"
+CLIENT_UAT_COOKIE = "__client_uat"
+DEV_BROWSER_COOKIE = "__clerk_db_jwt"
 
 
 def clerk_id(prefix: str, rng: random.Random) -> str:
@@ -53,11 +65,17 @@ def new_key() -> rsa.RSAPrivateKey:
 
 
 def publishable_key(issuer_url: str) -> str:
-    """The publishable key naming the issuer's frontend API: `pk_test_` for development instances (`*.clerk.
-    accounts.dev`), `pk_live_` otherwise, then base64 of `<host>$` without padding."""
+    """The publishable key naming the issuer's frontend API, as Clerk's key builder makes it: `pk_test_` for a
+    development host of Clerk's generated shape (`happy-hippo-12.clerk.accounts.dev`), `pk_live_` for any other,
+    then base64 of `<host>$` without padding."""
     host = urlsplit(issuer_url).netloc
-    kind = "pk_test_" if host.endswith(".clerk.accounts.dev") else "pk_live_"
+    kind = "pk_test_" if DEVELOPMENT_HOST.match(host) else "pk_live_"
     return kind + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
+
+
+def is_development(publishable: str) -> bool:
+    """Whether a publishable key is a development instance's (its browsers need the dev-browser cookie)."""
+    return publishable.startswith("pk_test_")
 
 
 def cookie_suffix(publishable: str) -> str:
@@ -73,14 +91,31 @@ class ActiveOrg:
     id: str
     slug: str
     role: str = "admin"
-    permissions: tuple[str, ...] = ()
-    feature_map: str | None = None  # `fpm`: per-feature bitmaps over `per`, with billing features
+    permissions: tuple[str, ...] = ()  # whole keys, `org:<feature>:<name>`, as an app checks them
+
+    def encoded(self) -> tuple[str, str, str]:
+        """The permissions as a v2 token carries them: `per` (the names), `fpm` (one bitmap per feature, bit i set
+        when the feature grants name i) and the features for `fea` (`o:<feature>`, in the bitmaps' order).
+        Clerk's SDKs rebuild `org:<feature>:<name>` from the three; a key not of that shape cannot be encoded."""
+        names: list[str] = []
+        grants: dict[str, set[str]] = {}
+        for key in self.permissions:
+            scope, _, rest = key.partition(":")
+            feature, _, name = rest.partition(":")
+            if scope != "org" or not feature or not name or ":" in name or "," in key:
+                raise ValueError(f"a Clerk organisation permission is org:<feature>:<name>, not {key!r}")
+            if name not in names:
+                names.append(name)
+            grants.setdefault(feature, set()).add(name)
+        bitmaps = [sum(1 << i for i, name in enumerate(names) if name in granted) for granted in grants.values()]
+        return ",".join(names), ",".join(map(str, bitmaps)), ",".join(f"o:{f}" for f in grants)
 
     def claim(self) -> dict[str, str]:
-        """The v2 `o` claim: role without the `org:` prefix, permissions comma-joined."""
-        found = {"id": self.id, "slg": self.slug, "rol": self.role, "per": ",".join(self.permissions)}
-        if self.feature_map is not None:
-            found["fpm"] = self.feature_map
+        """The v2 `o` claim: role without the `org:` prefix, permission names in `per` and their per-feature
+        bitmaps in `fpm` (the features go in the token's `fea`; see `encoded`)."""
+        found = {"id": self.id, "slg": self.slug, "rol": self.role}
+        if self.permissions:
+            found["per"], found["fpm"], _ = self.encoded()
         return found
 
     def v1_claims(self) -> dict[str, Any]:
@@ -95,7 +130,13 @@ class SessionToken:
 
     jwt: str
     claims: dict[str, Any] = field(hash=False)
-    suffix: str | None = None  # Clerk's per-instance cookie suffix, where the publishable key is known
+    publishable_key: str | None = None  # the instance's, where known: it names the cookie suffix and the key type
+    dev_browser: str | None = None  # the development browser's token (`__clerk_db_jwt`), development keys only
+
+    @property
+    def suffix(self) -> str | None:
+        """Clerk's per-instance cookie suffix, where the publishable key is known."""
+        return cookie_suffix(self.publishable_key) if self.publishable_key else None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -104,9 +145,13 @@ class SessionToken:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """As a browser holds it: `__session`, and `__client_uat` not later than the token's `iat`, with the
-        suffixed names Clerk sets beside them."""
-        found = {"__session": self.jwt, "__client_uat": str(self.claims["iat"])}
+        """Clerk's whole cookie jar of a signed-in browser: `__session`, `__client_uat` (not later than the token's
+        `iat`) and, for a development key, `__clerk_db_jwt`, each also under its suffixed name as Clerk sets them.
+        Without the dev-browser cookie `@clerk/backend` sends every page load of a development instance to the
+        handshake (`dev-browser-missing`)."""
+        found = {SESSION_COOKIE: self.jwt, CLIENT_UAT_COOKIE: str(self.claims["iat"])}
+        if self.dev_browser is not None:
+            found[DEV_BROWSER_COOKIE] = self.dev_browser
         if self.suffix:
             found |= {f"{name}_{self.suffix}": value for name, value in list(found.items())}
         return found
@@ -128,6 +173,8 @@ class Issuer:
         self.issuer_url = issuer_url
         self.authorized_party = authorized_party
         self._rng = rng
+        # A development browser is one per client; the harness's browsers share one, as one Clerk client would.
+        self.dev_browser = clerk_id("dvb", rng) if is_development(publishable_key(issuer_url)) else None
         if keys:
             self._keys = list(keys)
         elif private_pem is not None:
@@ -209,10 +256,16 @@ class Issuer:
             "sid": clerk_id("sess", self._rng),
             "sub": sub,
         }
+        if status not in {"active", "pending"}:
+            raise ValueError(f"a session's status is active or pending, not {status!r}")
+        if status == "pending":
+            org = None  # a pending session has not chosen an organisation yet: it has none active
         if version == 2:
             claims |= {"sts": status, "v": 2}
             if org is not None:
                 claims["o"] = org.claim()
+                if org.permissions:
+                    claims["fea"] = org.encoded()[2]
         elif version == 1:
             if org is not None:
                 claims |= org.v1_claims()
@@ -221,7 +274,9 @@ class Issuer:
         claims |= extra or {}
         header = {"kid": self.kid, "typ": "JWT"} | ({"cat": SESSION_CATEGORY} if category else {})
         token = jwt.encode(claims, self._keys[-1][1], algorithm="RS256", headers=header)
-        return SessionToken(jwt=token, claims=claims, suffix=cookie_suffix(self.publishable_key))
+        return SessionToken(
+            jwt=token, claims=claims, publishable_key=self.publishable_key, dev_browser=self.dev_browser
+        )
 
 
 def load_private_pem(pem: str) -> rsa.RSAPrivateKey:

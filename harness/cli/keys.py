@@ -45,6 +45,7 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> 
     mint.add_argument("--v1", action="store_true", help="a version 1 token (org_* claims, no v or sts)")
     mint.add_argument("--ttl", type=int, default=60, help="seconds until exp (default 60, as Clerk's)")
     mint.add_argument("--pending", action="store_true", help="sts: pending (signed in, no organisation chosen yet)")
+    mint.add_argument("--cat", action="store_true", help="add Clerk's session category header (cat: cl_B7d4PD111AAA)")
     mint.add_argument("--curl", metavar="URL", help="print a ready curl line for URL instead of the bare token")
     mint.add_argument("--issuer", default=DEFAULT_ISSUER, help=f"the iss claim (default {DEFAULT_ISSUER})")
     mint.add_argument("--azp", default=None, help="the azp claim (default: the --curl URL's origin)")
@@ -117,10 +118,20 @@ def _mint(args: argparse.Namespace, issuer: Issuer) -> int:
         raise ConfigError("--sub must name a user (user_...)")
     if not 1 <= args.ttl <= 86_400:
         raise ConfigError(f"--ttl must be from 1 to 86400 seconds, got {args.ttl}")
+    if args.pending and args.org:
+        raise ConfigError("--pending and --org do not go together: a pending session has no organisation active yet")
     org = ActiveOrg(args.org, args.slug, args.role, tuple(args.permission)) if args.org else None
-    token = issuer.mint(
-        args.sub, org=org, ttl=args.ttl, version=1 if args.v1 else 2, status="pending" if args.pending else "active"
-    )
+    try:
+        token = issuer.mint(
+            args.sub,
+            org=org,
+            ttl=args.ttl,
+            version=1 if args.v1 else 2,
+            status="pending" if args.pending else "active",
+            category=args.cat,
+        )
+    except ValueError as exc:  # a permission not of Clerk's org:<feature>:<name> shape
+        raise ConfigError(f"--permission: {exc}") from None
     if args.curl:
         print(shlex.join(["curl", "-sS", args.curl, "-H", f"Authorization: Bearer {token.jwt}"]))
     else:

@@ -10,6 +10,7 @@ from harness.config.operations import OperationPattern, OperationRef, unmatched
 from harness.config.sections import (
     DEFAULT_ISSUER,
     KNOWN_CHECKS,
+    AdminConfig,
     CanaryConfig,
     ChecksConfig,
     DatabaseConfig,
@@ -31,6 +32,7 @@ from harness.config.target import TargetConfig
 __all__ = [
     "DEFAULT_ISSUER",
     "KNOWN_CHECKS",
+    "AdminConfig",
     "CanaryConfig",
     "ChecksConfig",
     "DatabaseConfig",

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_ISSUER",
     "KNOWN_CHECKS",
     "NEVER_NOT_APPLICABLE",
+    "AdminConfig",
     "CanaryConfig",
     "ChecksConfig",
     "DatabaseConfig",
@@ -53,9 +54,9 @@ __all__ = [
     "check_placeholders",
 ]
 
-DEFAULT_ISSUER = "https://iam-harness.clerk.accounts.dev"
+DEFAULT_ISSUER = "https://iam-harness-12.clerk.accounts.dev"  # a development instance, by Clerk's key builder
 # The catalogue's check ids (harness.checks.catalogue, a layer above this one; a test keeps the two equal).
-KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "C1", "C2", "I3")
+KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O6", "C1", "C2", "I3")
 # Default deny and tenant isolation are what the harness is for: no target may opt out of them.
 NEVER_NOT_APPLICABLE = ("M3", "M4")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -165,6 +166,28 @@ class PagesConfig(Section):
     sign_in: PathText
     dashboard_landmark: Text
     denied_landmark: Text
+    error_landmark: Text | None = Field(
+        default=None, description="the error page's landmark (a server-side failure shown with a reference)"
+    )
+    failing_user: Text | None = Field(
+        default=None, description="a Clerk user id whose provisioning the target is set to fail (its error page)"
+    )
+
+
+class AdminConfig(Section):
+    """`[admin]`: the platform admin's page, and the email of a user the target lists as platform admin (in the
+    session-token claim `claim`, as Clerk's session-token customisation puts it)."""
+
+    page: PathText
+    landmark: Text
+    email: Text
+    claim: Text = "email"
+    refuses: dict[str, str] = Field(
+        default_factory=dict,
+        description="settings (environment) an embedded target started with must refuse to start, e.g. production"
+        " mode without its admin list",
+    )
+    says: Text | None = Field(default=None, description="what that refusal must name, e.g. ADMIN_EMAILS")
 
 
 class IdentityConfig(Section):

@@ -13,6 +13,7 @@ from harness.config.errors import FieldProblem
 from harness.config.operations import OperationPattern, OperationRef
 from harness.config.placeholders import CANARY, RUN, SETUP, fill_template
 from harness.config.sections import (
+    AdminConfig,
     CanaryConfig,
     ChecksConfig,
     DatabaseConfig,
@@ -38,6 +39,7 @@ class TargetConfig(Section):
 
     target: TargetSection
     pages: PagesConfig | None = None
+    admin: AdminConfig | None = None
     identity: IdentityConfig | None = None
     roles: RolesConfig = RolesConfig()
     members: MembersConfig | None = None

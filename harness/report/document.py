@@ -11,9 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.report.model import CheckResult, CoverageRow, Report, TokenHint
+from harness.report.model import Artifact, CheckResult, CoverageRow, Report, TokenHint
 
-__all__ = ["SCHEMA_VERSION", "coverage_json", "report_schema", "to_json", "write_json"]
+__all__ = ["SCHEMA_VERSION", "artifact_json", "coverage_json", "report_schema", "to_json", "write_json"]
 
 SCHEMA_VERSION = 2
 SCHEMA_FILE = "report.schema.json"
@@ -34,7 +34,13 @@ def _check(c: CheckResult) -> dict[str, Any]:
         "reason": c.reason,
         "evidence": list(c.evidence),
         "findings": [f.to_json() for f in c.findings],
+        "artifacts": [artifact_json(a) for a in c.artifacts],
     }
+
+
+def artifact_json(artifact: Artifact) -> dict[str, str]:
+    """One evidence file as report.json holds it (and as it travels from a parallel worker)."""
+    return {"kind": artifact.kind.value, "path": artifact.path, "label": artifact.label}
 
 
 def coverage_json(row: CoverageRow) -> dict[str, Any]:

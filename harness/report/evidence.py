@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -17,7 +18,7 @@ from harness.clerk.issuer import ActiveOrg
 from harness.config.model import DEFAULT_ISSUER
 from harness.engine.exchange import token_variable
 from harness.engine.world import ClerkCredentials, Principal
-from harness.report.model import CoverageRow, TokenHint
+from harness.report.model import Artifact, ArtifactKind, CoverageRow, TokenHint
 from harness.target.running import Target
 
 __all__ = ["MAX_SERVER_LINES", "NOT_APPLICABLE", "REPRO_TOKEN_TTL", "Evidence", "not_applicable", "token_hint"]
@@ -76,12 +77,17 @@ class Evidence:
         self.findings: list[Finding] = []
         self.coverage: list[CoverageRow] = []
         self.tokens: list[TokenHint] = []
+        self.artifacts: list[Artifact] = []
         self._target = target
         self._mark = target.log_offset() if target is not None else 0
 
     def add(self, line: str) -> None:
         """Record one line of evidence."""
         self.lines.append(line)
+
+    def add_artifact(self, kind: ArtifactKind, path: Path, label: str = "") -> None:
+        """Record an evidence file (a timeline picture, a screenshot, a trace); the report links it on a NO."""
+        self.artifacts.append(Artifact(kind, str(path), label))
 
     def add_finding(self, finding: Finding) -> None:
         """Record one finding: it turns every check it names NO."""

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.checks.findings import Finding, FindingKind, Severity
-from harness.report.model import Answer, CheckResult, Report, TokenHint
+from harness.report.model import Answer, Artifact, ArtifactKind, CheckResult, Report, TokenHint
 
 __all__ = ["MAX_DETAIL_LINES", "MAX_FINDINGS_PER_KIND", "markdown", "summary_line", "used_variables", "write_markdown"]
 
@@ -76,7 +76,23 @@ def _check_section(check: CheckResult) -> list[str]:
     if len(check.evidence) > MAX_DETAIL_LINES:
         out.append(f"- ... {len(check.evidence) - MAX_DETAIL_LINES} more lines in report.json")
     out.append("")
-    return out + _findings(check.findings)
+    return out + _artifacts(check) + _findings(check.findings)
+
+
+def _artifacts(check: CheckResult) -> list[str]:
+    """Links to the evidence files of a NO: per visit, its timeline picture, screenshot and trace."""
+    if not check.artifacts:
+        return []
+    out = ["Evidence files:", ""]
+    by_label: dict[str, list[Artifact]] = {}
+    for artifact in check.artifacts:
+        by_label.setdefault(artifact.label, []).append(artifact)
+    for label, files in by_label.items():
+        links = ", ".join(f"[{a.kind.value}](<{a.path}>)" for a in files)
+        out.append(f"- {label or 'files'}: {links}")
+        traces = [a.path for a in files if a.kind is ArtifactKind.TRACE]
+        out += [f"  - open the trace from the report's folder: {_code(f'playwright show-trace {t}')}" for t in traces]
+    return [*out, ""]
 
 
 def _findings(findings: Iterable[Finding]) -> list[str]:

@@ -18,6 +18,8 @@ from harness.checks.findings import Finding
 __all__ = [
     "NEVER_NOT_APPLICABLE",
     "Answer",
+    "Artifact",
+    "ArtifactKind",
     "CheckResult",
     "CoverageRow",
     "ErrorKind",
@@ -46,6 +48,24 @@ class ErrorKind(StrEnum):
 
     CONFIG = "config"  # a usage or config error (exit 2)
     UNREACHABLE = "unreachable"  # the target could not be started or reached (exit 3)
+
+
+class ArtifactKind(StrEnum):
+    """A file a scenario keeps as evidence a person can open."""
+
+    TIMELINE = "timeline"  # the browser's navigations as an SVG strip
+    TIMELINE_DATA = "timeline data"  # the same as JSON
+    SCREENSHOT = "screenshot"  # the last page the browser showed
+    TRACE = "trace"  # a Playwright trace: `playwright show-trace <file>`
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One evidence file: what it is and where (relative to the report's folder where it lies inside it)."""
+
+    kind: ArtifactKind
+    path: str
+    label: str = ""  # which visit it shows
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,7 @@ class ScenarioOutcome:
     findings: tuple[Finding, ...] = ()
     coverage: tuple[CoverageRow, ...] = ()
     tokens: tuple[TokenHint, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class CheckResult:
     evidence: tuple[str, ...]
     findings: tuple[Finding, ...] = ()
     reason: str | None = None  # why it is N/A, or its first failure; None for a YES
+    artifacts: tuple[Artifact, ...] = ()  # the evidence files of the scenarios that failed it
 
 
 @dataclass(frozen=True)
@@ -206,6 +228,7 @@ def _decide_one(
     for o in outcomes:
         if o.passed and o.evidence:
             evidence.extend(o.evidence)
+    artifacts = tuple(dict.fromkeys(a for o in failed for a in o.artifacts))
     if failed or empty or findings or not outcomes:
-        return CheckResult(check.id, check.question, Answer.NO, tuple(evidence), findings, evidence[0])
+        return CheckResult(check.id, check.question, Answer.NO, tuple(evidence), findings, evidence[0], artifacts)
     return CheckResult(check.id, check.question, Answer.YES, tuple(evidence), findings)

@@ -12,8 +12,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -28,7 +30,7 @@ from harness.config.placeholders import fill_template
 from harness.errors import ConfigError, TargetUnreachable
 from harness.target.postgres import fresh_database, server_url
 
-__all__ = ["EmbeddedTarget", "RemoteTarget", "SharedTarget", "Target", "origin_of"]
+__all__ = ["EmbeddedTarget", "RemoteTarget", "SharedTarget", "StartAttempt", "Target", "origin_of", "try_start"]
 
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -246,6 +248,55 @@ class EmbeddedTarget:
         except OSError:
             return []
         return [line.strip() for line in lines[-n:]]
+
+
+@dataclass(frozen=True)
+class StartAttempt:
+    """What became of starting the embedded target's command once more with other settings."""
+
+    started: bool  # it answered its health check
+    exit_code: int | None  # how it exited, when it did
+    output: str  # the last lines it wrote
+
+
+def try_start(
+    config: TargetConfig, target: Target, issuer: Issuer, env: dict[str, str], timeout: float
+) -> StartAttempt:
+    """Start the embedded target's command again on a free port, its environment overridden by `env`, beside the
+    running one (same database and keys); it is stopped at once if it comes up. For a target that must refuse
+    an unsafe setting: the run's own target stays as it was."""
+    assert config.embedded is not None
+    port = _free_port()
+    values = {
+        "python": sys.executable,
+        "host": "127.0.0.1",
+        "port": str(port),
+        "database_url": target.database_url or "",
+        "jwt_key": issuer.public_pem,
+        "jwks_url": target.jwks_url or "",
+        "webhook_secret": target.webhook_secret or "",
+        "issuer": issuer.issuer_url,
+        "authorized_party": issuer.authorized_party,
+        "faults": "",
+        "config_dir": str(config.config_dir),
+    }
+    command = [_fill(part, values) for part in config.embedded.command]
+    filled = {k: _fill(v, values) for k, v in config.embedded.env.items()}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(  # noqa: S603 (the config's own command, as a shell-free argument list)
+            command, env={**os.environ, **filled, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}", config.health, time.monotonic() + timeout, process)
+            started = True
+        except TargetUnreachable:
+            started = False
+        finally:
+            _stop(process)
+        log.seek(0)
+        out = log.read().decode(errors="replace")
+    tail = " | ".join(line.strip() for line in out.splitlines()[-5:] if line.strip())
+    return StartAttempt(started, None if started else process.returncode, tail)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

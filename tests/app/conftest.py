@@ -20,6 +20,7 @@ from app.main import create_app
 from app.migrations import upgrade
 from harness.target.postgres import fresh_database
 from tests.app.support import (
+    ADMIN_EMAIL,
     ISSUER,
     ORIGIN,
     WEBHOOK_SECRET,
@@ -54,6 +55,7 @@ def settings_for(database_url: str, key: rsa.RSAPrivateKey, **overrides: Any) ->
         "clerk_issuer": ISSUER,
         "clerk_authorized_parties": ORIGIN,
         "clerk_webhook_secret": WEBHOOK_SECRET,
+        "admin_emails": ADMIN_EMAIL,
         "app_mode": AppMode.TEST,
         "app_faults": "",
     }
@@ -112,7 +114,9 @@ def make_client(
             return client
         if key not in _shared_clients:
             _shared_clients[key] = _open(settings_for(shared_database_url, signing_key, app_faults=faults))
-        return _shared_clients[key]
+        shared = _shared_clients[key]
+        shared.cookies.clear()  # what pages set (a handshake's cookies) stays with the test that made them
+        return shared
 
     yield build
     for client in reversed(opened):

@@ -27,6 +27,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 __all__ = [
+    "ADMIN_EMAIL",
     "APP_VARS",
     "ISSUER",
     "KID",
@@ -60,6 +61,8 @@ __all__ = [
 ISSUER = "https://tests.clerk.accounts.dev"
 ORIGIN = "http://localhost:3000"
 KID = "ins_2testkey000000000000000000"
+ADMIN_EMAIL = "ops@tests.example"
+"""The platform admin's email (ADMIN_EMAILS of the test apps, and of every production environment the tests build)."""
 RANDOM_ID = "00000000-0000-4000-8000-00000000beef"
 """A well-formed id no record has."""
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"iam-harness test webhook key!!!!").decode()
@@ -72,8 +75,11 @@ APP_VARS = (
     "CLERK_ISSUER",
     "CLERK_AUTHORIZED_PARTIES",
     "CLERK_WEBHOOK_SECRET",
+    "CLERK_FRONTEND_API",
+    "ADMIN_EMAILS",
     "APP_MODE",
     "APP_FAULTS",
+    "APP_PROVISIONING_FAILS_FOR",
 )
 """The environment variables the app reads its settings from."""
 

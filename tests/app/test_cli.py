@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.migrations import HEAD
-from tests.app.support import ISSUER, Minter, app_environment, clerk_id, public_pem, run_app
+from tests.app.support import ADMIN_EMAIL, ISSUER, Minter, app_environment, clerk_id, public_pem, run_app
 
 pytestmark = pytest.mark.e2e  # the app's command line in subprocesses, over real TCP
 
@@ -27,7 +27,9 @@ def free_port() -> int:
 
 def test_serve_migrates_and_answers(database_url: str, signing_key: rsa.RSAPrivateKey, minter: Minter) -> None:
     port = free_port()
-    env = app_environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
+    env = app_environment(
+        DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER, ADMIN_EMAILS=ADMIN_EMAIL
+    )
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -52,7 +54,9 @@ def test_serve_migrates_and_answers(database_url: str, signing_key: rsa.RSAPriva
 
 
 def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey) -> None:
-    env = app_environment(DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER)
+    env = app_environment(
+        DATABASE_URL=database_url, CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER, ADMIN_EMAILS=ADMIN_EMAIL
+    )
     for _ in range(2):  # a second run finds nothing to do
         done = run_app("migrate", env)
         assert done.returncode == 0, done.stderr
@@ -62,7 +66,10 @@ def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey
 
 
 def test_missing_settings_exit_2_naming_the_variable() -> None:
-    done = run_app("migrate", app_environment(DATABASE_URL="postgresql://app@localhost/app", CLERK_ISSUER=ISSUER))
+    done = run_app(
+        "migrate",
+        app_environment(DATABASE_URL="postgresql://app@localhost/app", CLERK_ISSUER=ISSUER, ADMIN_EMAILS=ADMIN_EMAIL),
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error: CLERK_JWT_KEY or CLERK_JWKS_URL is required (the PEM of Clerk's public key, or the URL of its JWKS)"
@@ -81,6 +88,7 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(signing_key: rsa.RS
         DATABASE_URL=f"postgresql://app@127.0.0.1:{free_port()}/app",
         CLERK_JWT_KEY=public_pem(signing_key),
         CLERK_ISSUER=ISSUER,
+        ADMIN_EMAILS=ADMIN_EMAIL,
     )
     assert_fails_in_one_line(run_app("migrate", env), 3, "error: cannot migrate the database at DATABASE_URL:")
 
@@ -96,5 +104,6 @@ def test_an_app_role_that_bypasses_row_security_exits_3(database_url: str, signi
         DATABASE_APP_ROLE=str(row[0]),
         CLERK_JWT_KEY=public_pem(signing_key),
         CLERK_ISSUER=ISSUER,
+        ADMIN_EMAILS=ADMIN_EMAIL,
     )
     assert_fails_in_one_line(run_app("migrate", env), 3, "error: DATABASE_APP_ROLE: the app role")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config import AppMode, Settings, SettingsError, load_settings
 from app.faults import Fault, parse_faults
-from tests.app.support import APP_VARS, ISSUER, WEBHOOK_SECRET, app_environment, public_pem, run_app
+from tests.app.support import ADMIN_EMAIL, APP_VARS, ISSUER, WEBHOOK_SECRET, app_environment, public_pem, run_app
 
 JWKS_URL = "https://example.clerk.accounts.dev/.well-known/jwks.json"
 
@@ -22,6 +23,7 @@ def env(monkeypatch: pytest.MonkeyPatch, signing_key: rsa.RSAPrivateKey) -> pyte
     monkeypatch.setenv("DATABASE_URL", "postgresql://app@localhost/app")
     monkeypatch.setenv("CLERK_JWT_KEY", public_pem(signing_key))
     monkeypatch.setenv("CLERK_ISSUER", ISSUER)
+    monkeypatch.setenv("ADMIN_EMAILS", ADMIN_EMAIL)
     return monkeypatch
 
 
@@ -212,8 +214,18 @@ def test_parse_faults() -> None:
     [
         ({"APP_FAULTS": "default_allow"}, "error: APP_FAULTS is refused unless APP_MODE=test"),
         ({"CLERK_WEBHOOK_SECRET": "whsec_!!"}, "error: CLERK_WEBHOOK_SECRET: must look like whsec_<base64>"),
+        ({"ADMIN_EMAILS": ""}, "error: ADMIN_EMAILS is required when APP_MODE=production"),
+        (
+            {"APP_PROVISIONING_FAILS_FOR": "user_2x"},
+            "error: APP_PROVISIONING_FAILS_FOR is refused unless APP_MODE=test",
+        ),
     ],
-    ids=["faults-outside-test-mode", "malformed-webhook-secret"],
+    ids=[
+        "faults-outside-test-mode",
+        "malformed-webhook-secret",
+        "no-platform-admin",
+        "provisioning-fails-outside-test",
+    ],
 )
 @pytest.mark.e2e  # the app's command line in a subprocess
 def test_serve_with_a_refused_setting_exits_2_with_one_line(
@@ -221,7 +233,7 @@ def test_serve_with_a_refused_setting_exits_2_with_one_line(
 ) -> None:
     environment = app_environment(
         DATABASE_URL="postgresql://app@localhost/app", CLERK_JWT_KEY=public_pem(signing_key), CLERK_ISSUER=ISSUER,
-        **variables,
+        **{"ADMIN_EMAILS": ADMIN_EMAIL, **variables},
     )  # fmt: skip
     done = run_app("serve", environment)
     assert done.returncode == 2
@@ -262,3 +274,57 @@ def test_an_unpadded_webhook_secret_is_accepted(env: pytest.MonkeyPatch) -> None
     unpadded = "whsec_" + base64.b64encode(b"\x01" * 25).decode().rstrip("=")
     env.setenv("CLERK_WEBHOOK_SECRET", unpadded)
     assert load_settings().clerk_webhook_secret == unpadded
+
+
+def test_admin_emails_are_trimmed_and_lower_case(env: pytest.MonkeyPatch) -> None:
+    env.setenv("ADMIN_EMAILS", " Ops@Example.COM , second@example.org,, ")
+    assert load_settings().admin_emails == {"ops@example.com", "second@example.org"}
+
+
+@pytest.mark.parametrize("blank", [None, "", " , "], ids=["unset", "empty", "only-commas"])
+def test_production_refuses_to_start_without_admin_emails(env: pytest.MonkeyPatch, blank: str | None) -> None:
+    if blank is None:
+        env.delenv("ADMIN_EMAILS")
+    else:
+        env.setenv("ADMIN_EMAILS", blank)
+    message = refusal()
+    assert message.startswith("ADMIN_EMAILS is required when APP_MODE=production"), message
+
+
+def test_test_mode_allows_no_platform_admin(env: pytest.MonkeyPatch) -> None:
+    env.delenv("ADMIN_EMAILS")
+    env.setenv("APP_MODE", "test")
+    assert load_settings().admin_emails == frozenset()
+
+
+def test_an_admin_email_without_at_is_refused_by_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("ADMIN_EMAILS", "ops@example.com,ops")
+    assert refusal() == "ADMIN_EMAILS: 'ops' is not an email address"
+
+
+def test_provisioning_failures_are_test_mode_only(env: pytest.MonkeyPatch) -> None:
+    env.setenv("APP_PROVISIONING_FAILS_FOR", "user_2a, user_2b")
+    assert refusal() == "APP_PROVISIONING_FAILS_FOR is refused unless APP_MODE=test"
+    env.setenv("APP_MODE", "test")
+    assert load_settings().app_provisioning_fails_for == {"user_2a", "user_2b"}
+
+
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [
+        (None, urlsplit(ISSUER).netloc),
+        ("https://clerk.example.com", "clerk.example.com"),
+        ("clerk.example.com", "clerk.example.com"),
+        ("https://127.0.0.1:8443/", "127.0.0.1:8443"),
+    ],
+    ids=["the-issuers", "url", "bare-host", "with-port"],
+)
+def test_the_frontend_api_is_the_issuers_host_unless_set(env: pytest.MonkeyPatch, value: str | None, host: str) -> None:
+    if value is not None:
+        env.setenv("CLERK_FRONTEND_API", value)
+    assert load_settings().frontend_api_host == host
+
+
+def test_a_frontend_api_that_is_no_url_is_refused_by_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CLERK_FRONTEND_API", "ftp://clerk.example.com")
+    assert refusal().startswith("CLERK_FRONTEND_API: must be the URL of the frontend API")

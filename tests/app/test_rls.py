@@ -24,6 +24,7 @@ from app.migrations import upgrade
 from app.migrations.roles import APP_PRIVILEGES, AppRoleRefused
 from app.models import Base
 from tests.app.support import (
+    ADMIN_EMAIL,
     ISSUER,
     Account,
     ActiveOrg,
@@ -275,6 +276,7 @@ def test_a_plain_owner_migrates_and_serves_and_is_bound_too(
             database_app_role=app_role,
             clerk_jwt_key=public_pem(signing_key),
             clerk_issuer=ISSUER,
+            admin_emails=frozenset({ADMIN_EMAIL}),
         )
         upgrade(owner_url, app_role=app_role)
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:

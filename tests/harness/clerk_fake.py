@@ -106,7 +106,7 @@ CONFIG = """
 [target]
 schema = "/openapi.json"
 health = "/health"
-issuer = "https://iam-harness.clerk.accounts.dev"
+issuer = "https://iam-harness-12.clerk.accounts.dev"
 
 [pages]
 dashboard = "/dashboard"

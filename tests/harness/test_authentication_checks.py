@@ -19,7 +19,7 @@ from harness.clerk.issuer import ActiveOrg, Issuer
 from harness.engine.world import Canary, ClerkCredentials, Org, Principal, StaticCredentials, World
 from tests.harness.clerk_fake import fake_clerk_target
 
-ISSUER_URL = "https://iam-harness.clerk.accounts.dev"
+ISSUER_URL = "https://iam-harness-12.clerk.accounts.dev"
 NO_LISTENER: tuple[str, list[str]] = ("http://127.0.0.1:9", [])  # nothing was fetched from where a token points
 STRONG = "x" * 48
 

@@ -12,15 +12,16 @@ from clerk_backend_api.security.types import AuthenticateRequestOptions, AuthSta
 from harness.clerk.issuer import ActiveOrg, Issuer
 
 APP = "http://127.0.0.1:3000"
+PERMISSIONS = ("org:contacts:read", "org:contacts:manage", "org:deals:read")
 
 
 @pytest.fixture(scope="module")
 def issuer() -> Issuer:
-    return Issuer(issuer_url="https://iam-harness.clerk.accounts.dev", authorized_party=APP, rng=random.Random(3))
+    return Issuer(issuer_url="https://iam-harness-12.clerk.accounts.dev", authorized_party=APP, rng=random.Random(3))
 
 
 def _request(issuer: Issuer, version: int, delivery: str) -> httpx.Request:
-    org = ActiveOrg("org_2abc", "acme", "admin", ("read", "manage"))
+    org = ActiveOrg("org_2abc", "acme", "admin", PERMISSIONS)
     token = issuer.mint("user_2abc", org=org, version=version, category=True)
     if delivery == "header":
         return httpx.Request("GET", APP + "/api/me", headers=token.headers)
@@ -38,6 +39,7 @@ def test_official_sdk_accepts_harness_tokens(issuer: Issuer, version: int, deliv
     assert state.payload["sub"] == "user_2abc"
     assert state.payload["org_id"] == "org_2abc"
     assert state.payload["org_role"] in {"admin", "org:admin"}
+    assert sorted(state.payload["org_permissions"]) == sorted(PERMISSIONS)  # v2: rebuilt from per, fea and fpm
 
 
 def test_official_sdk_refuses_a_foreign_party(issuer: Issuer) -> None:

@@ -28,7 +28,7 @@ from harness.config.reference import default_config_path
 from harness.database import traces
 from harness.target.running import RemoteTarget
 
-ISS = "https://iam-harness.clerk.accounts.dev"
+ISS = "https://iam-harness-12.clerk.accounts.dev"
 
 
 def _issuer() -> Issuer:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id, cookie_suffix, publishable_key
 
-ISS = "https://iam-harness.clerk.accounts.dev"
+ISS = "https://iam-harness-12.clerk.accounts.dev"
 AZP = "http://127.0.0.1:8000"
 
 
@@ -38,8 +38,32 @@ def test_v2_claims_with_active_org(issuer: Issuer) -> None:
         claims["iat"] == 1_700_000_000 and claims["exp"] == claims["iat"] + 60 and claims["nbf"] == claims["iat"] - 10
     )
     assert claims["fva"] == [0, -1] and claims["sid"].startswith("sess_")
-    assert claims["o"] == {"id": "org_2xyz", "slg": "acme", "rol": "admin", "per": "org:sys_memberships:read"}
+    assert claims["o"] == {"id": "org_2xyz", "slg": "acme", "rol": "admin", "per": "read", "fpm": "1"}
+    assert claims["fea"] == "o:sys_memberships"
     assert "org_id" not in claims  # v1 claims are not mixed into a v2 token
+
+
+def test_v2_permissions_in_clerks_encoding(issuer: Issuer) -> None:
+    """Names in `per`, features in `fea`, one bitmap per feature in `fpm` (bit i: the feature grants name i)."""
+    keys = ("org:contacts:read", "org:contacts:manage", "org:deals:read", "org:billing:manage")
+    claims = issuer.mint("user_2abc", org=ActiveOrg("org_2xyz", "acme", "admin", keys)).claims
+    assert claims["o"]["per"] == "read,manage"
+    assert claims["fea"] == "o:contacts,o:deals,o:billing"
+    assert claims["o"]["fpm"] == "3,1,2"
+    assert "per" not in issuer.mint("user_2abc", org=ActiveOrg("org_2xyz", "acme")).claims["o"]
+
+
+@pytest.mark.parametrize("key", ["read", "contacts:read", "user:contacts:read", "org:contacts", "org:a:b:c"])
+def test_a_permission_not_of_clerks_shape_is_refused(issuer: Issuer, key: str) -> None:
+    with pytest.raises(ValueError, match="org:<feature>:<name>"):
+        issuer.mint("user_2abc", org=ActiveOrg("org_2xyz", "acme", "admin", (key,)))
+
+
+def test_a_pending_session_has_no_active_organisation(issuer: Issuer) -> None:
+    claims = issuer.mint("user_2abc", org=ActiveOrg("org_2xyz", "acme"), status="pending").claims
+    assert claims["sts"] == "pending" and "o" not in claims and "fea" not in claims
+    with pytest.raises(ValueError, match="active or pending"):
+        issuer.mint("user_2abc", status="ended")
 
 
 def test_no_org_claim_without_active_org(issuer: Issuer) -> None:
@@ -68,6 +92,20 @@ def test_delivery_as_header_and_cookies(issuer: Issuer) -> None:
     assert int(token.cookies["__client_uat"]) <= token.claims["iat"]
 
 
+def test_the_cookie_jar_is_clerks_whole_jar_for_the_key_type() -> None:
+    """A development key's jar holds the dev-browser cookie too; every cookie also under its suffixed name."""
+    dev = Issuer(issuer_url=ISS, authorized_party=AZP, rng=random.Random(5)).mint("user_2abc")
+    suffix = cookie_suffix(publishable_key(ISS))
+    names = {"__session", "__client_uat", "__clerk_db_jwt"}
+    assert set(dev.cookies) == names | {f"{name}_{suffix}" for name in names}
+    assert re.fullmatch(r"dvb_2[A-Za-z0-9]{26}", dev.cookies["__clerk_db_jwt"])
+    assert dev.cookies[f"__clerk_db_jwt_{suffix}"] == dev.cookies["__clerk_db_jwt"]
+    live_iss = "https://clerk.iam-harness.example"
+    live = Issuer(issuer_url=live_iss, authorized_party=AZP, rng=random.Random(5)).mint("user_2abc")
+    live_suffix = cookie_suffix(publishable_key(live_iss))
+    assert set(live.cookies) == {"__session", "__client_uat", f"__session_{live_suffix}", f"__client_uat_{live_suffix}"}
+
+
 def test_clerk_ids_are_shaped_and_seeded() -> None:
     a, b = clerk_id("user", random.Random(1)), clerk_id("user", random.Random(1))
     assert a == b and re.fullmatch(r"user_2[A-Za-z0-9]{26}", a)
@@ -86,8 +124,22 @@ def test_session_category_header(issuer: Issuer) -> None:
     assert jwt.get_unverified_header(issuer.mint("user_2abc", category=True).jwt)["cat"] == "cl_B7d4PD111AAA"
 
 
+@pytest.mark.parametrize(
+    ("host", "kind"),
+    [
+        ("happy-hippo-12.clerk.accounts.dev", "pk_test_"),
+        ("iam-harness-12.clerk.accounts.dev", "pk_test_"),
+        ("iam-harness.clerk.accounts.dev", "pk_live_"),  # not of the generated shape: Clerk's builder says live
+        ("happy-hippo-123.clerk.accounts.dev", "pk_live_"),
+        ("clerk.example.com", "pk_live_"),
+    ],
+)
+def test_publishable_key_type_as_clerks_key_builder_gives_it(host: str, kind: str) -> None:
+    assert publishable_key(f"https://{host}").startswith(kind)
+
+
 def test_publishable_key_and_cookie_suffix() -> None:
-    assert publishable_key("https://iam-harness.clerk.accounts.dev").startswith("pk_test_")
+    assert publishable_key("https://iam-harness-12.clerk.accounts.dev").startswith("pk_test_")
     live = publishable_key("https://clerk.example.com")
     assert live.startswith("pk_live_")
     assert base64.b64decode(live.removeprefix("pk_live_") + "==") == b"clerk.example.com$"

@@ -18,9 +18,10 @@ from harness.clerk.attacks import CATALOGUE
 from harness.clerk.explain import explain
 from harness.clerk.issuer import Issuer
 from harness.clerk.keystore import HOME_ENV, KeyStore
+from harness.cli.main import main
 from harness.errors import ConfigError
 
-ISS = "https://iam-harness.clerk.accounts.dev"
+ISS = "https://iam-harness-12.clerk.accounts.dev"
 NOW = 1_800_000_000
 
 
@@ -120,3 +121,23 @@ def test_token_attacks_lists_every_catalogue_entry(tmp_path: Path) -> None:
     names = [line.split()[0] for line in listed.splitlines() if line.startswith("  ")]
     assert names == [entry.name for entry in CATALOGUE]
     assert f"{len(CATALOGUE)} forgeries" in listed and "weak secrets" in listed and "deleted user" in listed
+
+
+def test_cli_mint_cat_pending_and_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--cat` adds Clerk's session category; `--pending` has no organisation; permissions in Clerk's encoding."""
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    assert main(["token", "mint", "--sub", "user_2abc", "--cat"]) == 0
+    assert jwt.get_unverified_header(capsys.readouterr().out.strip())["cat"] == "cl_B7d4PD111AAA"
+    assert main(["token", "mint", "--sub", "user_2abc", "--pending"]) == 0
+    pending = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert pending["sts"] == "pending" and "o" not in pending
+    argv = ["token", "mint", "--sub", "user_2abc", "--org", "org_2x", "--permission", "org:deals:read"]
+    assert main(argv) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert claims["o"]["per"] == "read" and claims["o"]["fpm"] == "1" and claims["fea"] == "o:deals"
+    assert main(["token", "mint", "--sub", "user_2abc", "--org", "org_2x", "--pending"]) == 2
+    assert "pending session has no organisation" in capsys.readouterr().err
+    assert main(["token", "mint", "--sub", "user_2abc", "--org", "org_2x", "--permission", "deals"]) == 2
+    assert "org:<feature>:<name>" in capsys.readouterr().err

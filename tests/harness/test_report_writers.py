@@ -161,7 +161,8 @@ def test_clerk_token_hint_mints_a_token_the_target_accepts(
     claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
     assert claims["sub"] == "user_2xyz" and claims["azp"] == "http://127.0.0.1:4321"
     assert claims["iss"] == "https://other.clerk.dev"
-    assert claims["o"] == {"id": "org_2abc", "slg": "north", "rol": "viewer", "per": "org:contacts:read"}
+    assert claims["o"] == {"id": "org_2abc", "slg": "north", "rol": "viewer", "per": "read", "fpm": "1"}
+    assert claims["fea"] == "o:contacts"
     assert claims["exp"] - claims["iat"] >= 3600
 
 

@@ -99,7 +99,7 @@ def _login(**fields: Any) -> Any:
             lambda raw: raw["pages"].update(dashboard="dashboard"),
             "[pages] dashboard: expected a path starting with '/'",
         ),
-        (lambda raw: raw.update(fuz={}), "top level: fuz: unknown table; allowed: canaries, checks,"),
+        (lambda raw: raw.update(fuz={}), "top level: fuz: unknown table; allowed: admin, canaries, checks,"),
         (lambda raw: raw["target"].update(issuer="http://x"), "[target] issuer: expected an https:// URL"),
         (lambda raw: raw["target"].update(schema_file="api.json"), "[target] schema: give exactly one of schema"),
         (lambda raw: raw["target"].pop("schema"), "[target] schema: give exactly one of schema"),
@@ -148,7 +148,7 @@ def _login(**fields: Any) -> Any:
         ),
         (
             lambda raw: raw.update(checks={"not_applicable": {"Z9": "x"}}),
-            "unknown check 'Z9'; known: M1, M2, M3, M4, O1, O2, O3, O4, C1, C2, I3",
+            "unknown check 'Z9'; known: M1, M2, M3, M4, O1, O2, O3, O4, O6, C1, C2, I3",
         ),
         (
             lambda raw: raw.update(checks={"not_applicable": {"M1": ""}}),
