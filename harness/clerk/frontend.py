@@ -45,6 +45,7 @@ from harness.clerk.issuer import (
     clerk_id,
     cookie_suffix,
 )
+from harness.clerk.jwks import in_thread
 
 __all__ = ["CLIENT_COOKIE", "HANDSHAKE_PATH", "Client", "FrontendApi", "Handshake", "serving"]
 
@@ -221,12 +222,5 @@ def _certificate(host: str, key: ec.EllipticCurvePrivateKey) -> x509.Certificate
 @contextmanager
 def serving(issuer: Issuer, port: int = 0) -> Iterator[FrontendApi]:
     """The stand-in on a loopback thread for as long as the block runs."""
-    server = FrontendApi(issuer, port)
-    thread = threading.Thread(target=server.serve_forever, name="clerk-frontend-api", daemon=True)
-    thread.start()
-    try:
+    with in_thread(FrontendApi(issuer, port), "clerk-frontend-api") as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

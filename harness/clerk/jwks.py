@@ -12,13 +12,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from harness.clerk.issuer import Issuer
 
-__all__ = ["JWKS_MAX_AGE", "JWKS_PATH", "JwksServer", "fetches", "serving"]
+__all__ = ["JWKS_MAX_AGE", "JWKS_PATH", "JwksServer", "fetches", "in_thread", "serving"]
+
+S = TypeVar("S", bound=ThreadingHTTPServer)
 
 JWKS_PATH = "/.well-known/jwks.json"
 JWKS_MAX_AGE = 300  # seconds a target may cache the keys (Cache-Control max-age)
@@ -73,10 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving(issuer: Issuer, port: int = 0) -> Iterator[JwksServer]:
-    """A JWKS server on a loopback thread for as long as the block runs."""
-    server = JwksServer(issuer, port)
-    thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
+def in_thread(server: S, name: str) -> Iterator[S]:
+    """Serve `server` on a daemon thread for as long as the block runs; shut it down and close it after."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
         yield server
@@ -84,6 +86,13 @@ def serving(issuer: Issuer, port: int = 0) -> Iterator[JwksServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serving(issuer: Issuer, port: int = 0) -> Iterator[JwksServer]:
+    """A JWKS server on a loopback thread for as long as the block runs."""
+    with in_thread(JwksServer(issuer, port), "jwks") as server:
+        yield server
 
 
 def fetches(jwks_url: str) -> int:
