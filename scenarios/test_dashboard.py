@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from fixtures.browsing import Browsing, Jar
-from harness.browser.model import Verdict, Visit
+from harness.browser.model import Fill, Verdict, Visit
 from harness.clerk.issuer import DEV_BROWSER_COOKIE, Issuer, clerk_id, is_development
 from harness.config.model import AdminConfig, PagesConfig, TargetConfig
 from harness.engine.world import ClerkCredentials, Principal, World
@@ -61,6 +61,50 @@ def test_owner_opens_dashboard_without_a_loop(
     seen = browsing.open(f"M1 owner dashboard, {variant}", pages.dashboard, jar, browsing.dashboard)
     good = seen.verdict is Verdict.LOADED
     _expect(browsing, evidence, f"M1 owner dashboard, {variant}", seen, good, "the dashboard never loaded")
+
+
+@pytest.mark.decides("M1")
+def test_owner_signs_in_on_the_sign_in_form_and_lands_on_the_dashboard(
+    browsing: Browsing, world: World, pages: PagesConfig, evidence: Evidence
+) -> None:
+    """Signed out, the owner opens the dashboard, is sent to sign-in, types their login into the target's own
+    form, and lands on the dashboard, which loads: each place once, no loop."""
+    owner = world.org("org1").owner
+    form = _form(browsing, owner)
+    name = "M1 owner signs in on the form"
+    seen = browsing.open(name, pages.dashboard, browsing.signed_out(), browsing.dashboard, (form,))
+    if len(seen.phases) < 2:
+        _expect(browsing, evidence, name, seen, False, f"no sign-in form ({form.fields[0][0]}) to type into")
+    _expect(browsing, evidence, name, seen, seen.verdict is Verdict.LOADED, "signed in, the dashboard never loaded")
+
+
+@pytest.mark.decides("M1")
+def test_a_wrong_password_stays_on_sign_in_without_a_loop(
+    browsing: Browsing, world: World, pages: PagesConfig, evidence: Evidence
+) -> None:
+    """A mistyped password on the target's own form leaves the browser on sign-in (or an error page): never a
+    loop, never a crash, never the dashboard."""
+    owner = world.org("org1").owner
+    _form(browsing, owner)  # N/A unless the owner signs in on the target's own form
+    assert pages.sign_in_form is not None
+    secret = next((n for n in pages.sign_in_form.fields.values() if "pass" in n.lower()), None)
+    if secret is None:
+        not_applicable("the sign-in form types no password")
+    wrong = browsing.form(owner.credentials, wrong=secret)
+    assert wrong is not None
+    name = "M1 wrong password on the form"
+    seen = browsing.open(name, pages.sign_in, browsing.signed_out(), None, (wrong,))
+    good = len(seen.phases) == 2 and seen.verdict in {Verdict.SIGNED_OUT, Verdict.ERROR_PAGE}
+    _expect(browsing, evidence, name, seen, good, "a wrong password should leave the browser on sign-in")
+
+
+def _form(browsing: Browsing, who: Principal) -> Fill:
+    form = browsing.form(who.credentials)
+    if form is None:
+        if browsing.pages.sign_in_form is None:
+            not_applicable("the config gives no [pages.sign_in_form]")
+        not_applicable(f"{who.name} signs in with Clerk's session, not the target's own form")
+    return form
 
 
 @pytest.mark.decides("M1")
@@ -127,14 +171,27 @@ def test_clerk_loop_causes_end_without_a_loop(
 def test_user_without_access_sees_error_page_not_sign_in(
     browsing: Browsing, world: World, pages: PagesConfig, evidence: Evidence
 ) -> None:
-    """A signed-in member without access to the dashboard sees the access-denied page, never sign-in."""
-    member = world.org("org1").member_without_role
+    """A signed-in member without access to a page (the dashboard, or the config's denied_page) sees the
+    access-denied page, never sign-in. Where the config gives the target's own sign-in form, they sign in on it
+    the way a person does: sent to sign-in, then back to the page."""
+    member = (
+        world.org("org1").principal(pages.denied_role) if pages.denied_role else world.org("org1").member_without_role
+    )
     assert member is not None, world.incomplete()
-    seen = browsing.open("O2 member without access", pages.dashboard, browsing.jar(member.credentials), None)
-    sent = [n for n in seen.navigations if n.path == pages.sign_in]
-    good = seen.verdict is Verdict.ERROR_PAGE and not sent
+    page = pages.denied_page or pages.dashboard
+    name = "O2 member without access"
+    form = browsing.form(member.credentials)
+    if form is None:
+        seen = browsing.open(name, page, browsing.jar(member.credentials), None)
+        sent = [n for n in seen.navigations if n.path == pages.sign_in]
+    else:
+        seen = browsing.open(name, page, browsing.signed_out(), None, (form,))
+        signed_in_at = seen.phases[1].at_ms if len(seen.phases) > 1 else float("inf")
+        after = [n for n in seen.navigations if n.at_ms >= signed_in_at][1:]  # past the form's own submission
+        sent = [n for n in after if n.path == pages.sign_in]
+    good = seen.verdict is Verdict.ERROR_PAGE and not sent and (form is None or len(seen.phases) == 2)
     why = f"sent to {pages.sign_in} {len(sent)} time(s)" if sent else "no access-denied page"
-    _expect(browsing, evidence, "O2 member without access", seen, good, why)
+    _expect(browsing, evidence, name, seen, good, why)
 
 
 @pytest.mark.decides("O2")

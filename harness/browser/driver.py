@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, Error, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Error, Page, Playwright, Route, sync_playwright
 
-from harness.browser.model import Initiator, Loop, LoopKind, Navigation, Verdict, Visit
+from harness.browser.model import Fill, Initiator, Loop, LoopKind, Navigation, Phase, Reopen, Step, Verdict, Visit
 
 __all__ = [
     "LAUNCH_ARGS",
@@ -49,6 +49,8 @@ TIMEOUT_MS = 10_000
 MAX_NAVIGATIONS = 40
 TICK_MS = 50
 MAX_RECORDED = 50  # console errors and failed requests kept per visit
+STEP_TIMEOUT_MS = 2000  # typing into a field or pressing a button
+MAX_TEXT = 100_000  # characters of a page's text kept per phase
 
 
 @dataclass(frozen=True)
@@ -165,17 +167,19 @@ class _Recorder:
         self.failed: list[str] = []
         self._by_request: dict[str, int] = {}
         self._urls: dict[str, str] = {}  # every request's URL, to name the failed ones
+        self.harness_next = False  # the next navigation is the harness's own (a step reopening a page)
         self._cdp = page.context.new_cdp_session(page)
         self._main = str(self._cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"])
         self._cdp.on("Network.requestWillBeSent", self._sent)
         self._cdp.on("Network.responseReceived", self._answered)
         self._cdp.on("Network.loadingFailed", self._failed)
         self._cdp.send("Network.enable")
-        page.on("load", lambda _: self.loads.append(self._now()))
+        page.on("load", lambda _: self.loads.append(self.now()))
         page.on("console", lambda m: self._note(self.console, m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self._note(self.console, f"uncaught: {e}"))
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """Milliseconds since the visit began."""
         return (time.monotonic() - self.started) * 1000
 
     def _note(self, into: list[str], line: str) -> None:
@@ -193,12 +197,13 @@ class _Recorder:
             self._set_status(previous, int(redirect["status"]))
         if redirect is not None:
             initiator = Initiator.SERVER
-        elif not self.navigations:
+        elif not self.navigations or self.harness_next:
             initiator = Initiator.HARNESS
+            self.harness_next = False
         else:
             initiator = Initiator.SCRIPT if event.get("initiator", {}).get("type") == "script" else Initiator.PAGE
         self._by_request[event["requestId"]] = len(self.navigations)
-        self.navigations.append(Navigation(event["request"]["url"], self._now(), None, initiator))
+        self.navigations.append(Navigation(event["request"]["url"], self.now(), None, initiator))
 
     def _answered(self, event: dict[str, Any]) -> None:
         index = self._by_request.get(event["requestId"])
@@ -228,9 +233,13 @@ def visit(
     forbids: Callable[[str, str], bool] | None = None,
     timeout_ms: int = TIMEOUT_MS,
     max_navigations: int = MAX_NAVIGATIONS,
+    steps: Sequence[Step] = (),
 ) -> Visit:
     """Open `url` in a fresh context holding `cookies` (and `identity_cookies`, per origin, for the identity
-    provider's host); wait until the page settles, loops, or time runs out, and name what it came to.
+    provider's host); wait until the page settles, loops, or time runs out, and name what it came to. Then take
+    each of `steps` in the same browser (type into a sign-in form, reopen with other cookies), each settling in
+    turn, as long as the one before settled without a loop; the last stretch's verdict is the visit's. A stretch
+    that a `Fill` follows expects the form (its first field) instead of `landmarks.expected`.
 
     With `evidence` (a path without suffix), a screenshot of the last page goes to `<evidence>.png` and a
     Playwright trace to `<evidence>.zip`; the caller deletes the trace of a visit that came out well. A request
@@ -256,50 +265,26 @@ def visit(
     if evidence is not None:
         context.tracing.start(screenshots=True, snapshots=True)
     page = context.new_page()
-    started = time.monotonic()
-    recorder = _Recorder(page, started)
-    error: str | None = None
-    try:
-        page.goto(url, wait_until="commit", timeout=timeout_ms)
-    except Error as exc:
-        error = str(exc).splitlines()[0]
-    loop: Loop | None = None
-    settled = False
-    visible: tuple[str, ...] = ()
-    named = landmarks.named()
-    deadline = started + timeout_ms / 1000
-    while time.monotonic() < deadline:
-        page.wait_for_timeout(TICK_MS)
-        navigations = recorder.navigations
-        loop = find_loop(navigations)
-        if loop is None and len(navigations) > max_navigations:
-            loop = _runaway(navigations)
-        if loop is not None:
+    recorder = _Recorder(page, time.monotonic())
+    phases: list[Phase] = []
+    stretch = _Stretch("opens " + (urlsplit(url).path or "/"), 0, recorder.now())
+    stretch.error = _go(page, url, timeout_ms)
+    for step in (*steps, None):
+        expects = _expecting(landmarks, step)
+        stretch.settle(page, recorder, expects, timeout_ms, max_navigations)
+        phases.append(stretch.phase(page, recorder, identity_hosts, expects))
+        # A form is filled only once it shows; anything else is taken once the page before it came to rest.
+        ready = phases[-1].verdict is Verdict.LOADED if isinstance(step, Fill) else stretch.loop is None
+        if step is None or not ready or not stretch.settled:
             break
-        now = recorder._now()
-        last_nav = navigations[-1].at_ms if navigations else 0.0
-        last_load = recorder.loads[-1] if recorder.loads else None
-        loaded = (last_load is not None and last_load >= last_nav) or error is not None
-        quiet = now - max(last_nav, last_load or 0.0)
-        if loaded and quiet >= QUIET_MS:
-            visible = _visible(page, named)
-            expected_shown = landmarks.expected is not None and landmarks.expected[0] in visible
-            if expected_shown or quiet >= SETTLE_MS:
-                settled = True
-                break
-    elapsed = recorder._now()
+        stretch = _Stretch(step.label, len(recorder.navigations), recorder.now())
+        stretch.error = _take(page, context, step, recorder, timeout_ms)
+        if stretch.error is not None and isinstance(step, Fill):
+            phases.append(stretch.phase(page, recorder, identity_hosts, expects, failed=True))
+            break
+    last = phases[-1]
+    elapsed = recorder.now()
     navigations = list(recorder.navigations)
-    final_url = page.url
-    status = next((n.status for n in reversed(navigations) if n.status is not None), None)
-    verdict = classify(
-        loop,
-        identity_hosts=identity_hosts,
-        status=status,
-        visible=visible,
-        landmarks=landmarks,
-        final_path=urlsplit(final_url).path or "/",
-        settled=settled,
-    )
     screenshot = trace = None
     if evidence is not None:
         evidence.parent.mkdir(parents=True, exist_ok=True)
@@ -312,17 +297,128 @@ def visit(
     return Visit(
         start_url=url,
         navigations=tuple(navigations),
-        verdict=verdict,
-        loop=loop,
-        landmarks=visible,
-        final_url=final_url,
+        verdict=last.verdict,
+        loop=stretch.loop,
+        landmarks=last.landmarks,
+        final_url=last.final_url,
         elapsed_ms=elapsed,
         console_errors=tuple(recorder.console),
         failed_requests=tuple(recorder.failed),
-        error=error,
+        error=stretch.error,
         screenshot=screenshot,
         trace=trace,
+        phases=tuple(phases),
     )
+
+
+FORM = "sign-in form"  # the landmark a stretch followed by a Fill waits for: the form's first field
+
+
+def _expecting(landmarks: Landmarks, step: Step | None) -> Landmarks:
+    if isinstance(step, Fill) and step.fields:
+        return Landmarks((FORM, step.fields[0][0]), landmarks.errors, landmarks.sign_in)
+    return landmarks
+
+
+def _go(page: Page, url: str, timeout_ms: int) -> str | None:
+    try:
+        page.goto(url, wait_until="commit", timeout=timeout_ms)
+    except Error as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def _take(page: Page, context: BrowserContext, step: Step, recorder: _Recorder, timeout_ms: int) -> str | None:
+    """Take one step; why it could not be taken, if it could not."""
+    if isinstance(step, Reopen):
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(step.url))
+        context.add_cookies([{"name": k, "value": v, "url": origin} for k, v in step.cookies])
+        recorder.harness_next = True
+        return _go(page, step.url, timeout_ms)
+    for selector, text in step.fields:
+        try:
+            page.fill(selector, text, timeout=STEP_TIMEOUT_MS)
+        except Error as exc:
+            return f"could not type into {selector}: {str(exc).splitlines()[0]}"
+    try:
+        page.click(step.submit, timeout=STEP_TIMEOUT_MS, no_wait_after=True)
+    except Error as exc:
+        return f"could not press {step.submit}: {str(exc).splitlines()[0]}"
+    return None
+
+
+@dataclass
+class _Stretch:
+    """The navigations from `since` on: the first page, or what one step led to, until it settles or loops."""
+
+    label: str
+    since: int
+    started_ms: float
+    error: str | None = None
+    loop: Loop | None = None
+    settled: bool = False
+    visible: tuple[str, ...] = ()
+
+    def settle(
+        self, page: Page, recorder: _Recorder, landmarks: Landmarks, timeout_ms: int, max_navigations: int
+    ) -> None:
+        named = landmarks.named()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(TICK_MS)
+            navigations = recorder.navigations[self.since :]
+            self.loop = find_loop(navigations)
+            if self.loop is None and len(navigations) > max_navigations:
+                self.loop = _runaway(navigations)
+            if self.loop is not None:
+                return
+            now = recorder.now()
+            last_nav = navigations[-1].at_ms if navigations else self.started_ms
+            last_load = recorder.loads[-1] if recorder.loads else None
+            loaded = (last_load is not None and last_load >= last_nav) or self.error is not None
+            quiet = now - max(last_nav, last_load or 0.0)
+            if loaded and quiet >= QUIET_MS:
+                self.visible = _visible(page, named)
+                expected_shown = landmarks.expected is not None and landmarks.expected[0] in self.visible
+                if expected_shown or quiet >= SETTLE_MS:
+                    self.settled = True
+                    return
+
+    def phase(
+        self,
+        page: Page,
+        recorder: _Recorder,
+        identity_hosts: Sequence[str],
+        landmarks: Landmarks,
+        *,
+        failed: bool = False,
+    ) -> Phase:
+        """What the stretch came to; `failed`: its step could not be taken (the page lacked what it needed)."""
+        mine = recorder.navigations[self.since :]
+        status = next((n.status for n in reversed(mine) if n.status is not None), None)
+        final_path = urlsplit(page.url).path or "/"
+        verdict = (
+            Verdict.LANDMARK_MISSING
+            if failed
+            else classify(
+                self.loop,
+                identity_hosts=identity_hosts,
+                status=status,
+                visible=self.visible,
+                landmarks=landmarks,
+                final_path=final_path,
+                settled=self.settled,
+            )
+        )
+        return Phase(self.label, self.started_ms, verdict, page.url, self.visible, _text(page))
+
+
+def _text(page: Page) -> str:
+    """The page's visible text, as far as `MAX_TEXT` characters ("" when there is no page to read)."""
+    try:
+        return page.inner_text("body", timeout=STEP_TIMEOUT_MS)[:MAX_TEXT]
+    except Error:
+        return ""
 
 
 def _visible(page: Page, landmarks: Mapping[str, str]) -> tuple[str, ...]:

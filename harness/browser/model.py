@@ -7,12 +7,24 @@ refresh). A loop is a cycle of URLs (host and path, the query left out) gone rou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["Initiator", "Loop", "LoopKind", "Navigation", "Verdict", "Visit", "place"]
+__all__ = [
+    "Fill",
+    "Initiator",
+    "Loop",
+    "LoopKind",
+    "Navigation",
+    "Phase",
+    "Reopen",
+    "Step",
+    "Verdict",
+    "Visit",
+    "place",
+]
 
 
 class Initiator(StrEnum):
@@ -96,6 +108,42 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Fill:
+    """A step of a visit: type into the settled page's fields (selector -> text) and press `submit`, as a person
+    signing in on the target's own form does. Its repr never shows what is typed (passwords)."""
+
+    fields: tuple[tuple[str, str], ...] = field(repr=False)
+    submit: str
+    label: str = "signs in on the form"
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """A step of a visit: set cookies in the same browser (as Clerk's script does when the user switches the
+    active organisation) and open `url` again; the browser keeps every other cookie it holds."""
+
+    cookies: tuple[tuple[str, str], ...] = field(repr=False)
+    url: str
+    label: str = "opens the page again"
+
+
+Step = Fill | Reopen
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of a visit: the first page, or what a step led to. Its verdict, where it settled, the
+    landmarks visible then and the page's text (to look for what it must or must not show)."""
+
+    label: str
+    at_ms: float
+    verdict: Verdict
+    final_url: str
+    landmarks: tuple[str, ...]
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Visit:
     """What happened when the browser opened a page, and the files kept as its evidence."""
 
@@ -111,6 +159,7 @@ class Visit:
     error: str | None = None  # why the browser itself gave up (a navigation timeout, too many redirects)
     screenshot: Path | None = None
     trace: Path | None = None
+    phases: tuple[Phase, ...] = ()  # the first page, then one per step the visit took (all, when it got that far)
 
     @property
     def final_path(self) -> str:

@@ -24,6 +24,7 @@ from harness.config.sections import (
     PrincipalConfig,
     RolesConfig,
     SetupRequest,
+    SignInFormConfig,
     TargetSection,
     WebhooksConfig,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "PrincipalConfig",
     "RolesConfig",
     "SetupRequest",
+    "SignInFormConfig",
     "TargetConfig",
     "TargetSection",
     "WebhooksConfig",

@@ -49,6 +49,7 @@ __all__ = [
     "RolesConfig",
     "Section",
     "SetupRequest",
+    "SignInFormConfig",
     "TargetSection",
     "WebhooksConfig",
     "check_placeholders",
@@ -159,6 +160,15 @@ class TargetSection(Section):
         return self
 
 
+class SignInFormConfig(Section):
+    """`[pages.sign_in_form]`: how a browser signs a declared principal in on the target's own sign-in page: the
+    fields to type into (CSS selector -> the field of the principal's login body whose value is typed) and the
+    button that submits them."""
+
+    fields: Annotated[dict[Text, Text], Field(min_length=1)]
+    submit: Text
+
+
 class PagesConfig(Section):
     """The server-rendered pages a browser scenario opens, and the landmark that proves each rendered."""
 
@@ -171,6 +181,15 @@ class PagesConfig(Section):
     )
     failing_user: Text | None = Field(
         default=None, description="a Clerk user id whose provisioning the target is set to fail (its error page)"
+    )
+    denied_page: PathText | None = Field(
+        default=None, description="the page a member without access opens (O2); default the dashboard"
+    )
+    denied_role: Text | None = Field(
+        default=None, description="the role without access to denied_page; default a member without a role"
+    )
+    sign_in_form: SignInFormConfig | None = Field(
+        default=None, description="how a declared principal signs in on sign_in (its login body typed in)"
     )
 
 

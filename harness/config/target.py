@@ -66,6 +66,7 @@ class TargetConfig(Section):
         self._setup_consistent()
         self._canaries_consistent()
         self._roles_allowed()
+        self._pages_consistent()
         return self
 
     @property
@@ -96,6 +97,29 @@ class TargetConfig(Section):
                 raise FieldProblem(("roles", "allow"), f"{role!r} is no role [roles] names; it names: {listed}")
             if role == self.roles.admin:
                 raise FieldProblem(("roles", "allow"), f"{role!r} is the admin role, allowed everything already")
+
+    def _pages_consistent(self) -> None:
+        if self.pages is None:
+            return
+        role = self.pages.denied_role
+        if role is not None and role not in self.roles.names:
+            listed = ", ".join(self.roles.names) or "none"
+            raise FieldProblem(("pages", "denied_role"), f"{role!r} is no role [roles] names; it names: {listed}")
+        form = self.pages.sign_in_form
+        if form is None:
+            return
+        logins = [(n, p.login) for n, p in enumerate(self.principals) if p.login is not None]
+        if not logins:
+            raise FieldProblem(
+                ("pages", "sign_in_form"), "types a principal's login body in, but no [[principals]] has a login"
+            )
+        for n, login in logins:
+            missing = sorted(set(form.fields.values()) - login.body.keys())
+            if missing:
+                raise FieldProblem(
+                    ("pages", "sign_in_form", "fields"),
+                    f"types {', '.join(missing)}, which principal {self.principals[n].name!r}'s login body lacks",
+                )
 
     def _clerk_world_needs(self) -> None:
         if self.principals:

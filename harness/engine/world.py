@@ -148,6 +148,10 @@ class LoginCredentials(StaticCredentials):
         """Why the last login failed, if it did."""
         return self._session.failure
 
+    def body_value(self, name: str) -> str:
+        """What its login body sends as `name` (what a person would type into the sign-in form's field)."""
+        return str(fill_template(self.login_config.body, self.values)[name])
+
     def login(self) -> str | None:
         """Log in now; None when it gave a token, else the answer that did not."""
         with self._session.lock:

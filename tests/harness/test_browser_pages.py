@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from harness.browser.driver import Landmarks, browser, visit
-from harness.browser.model import Initiator, LoopKind, Verdict
+from harness.browser.model import Fill, Initiator, LoopKind, Reopen, Verdict
 from harness.clerk import frontend
 from harness.clerk.frontend import CLIENT_COOKIE, Client, FrontendApi
 from harness.clerk.issuer import Issuer
@@ -23,6 +23,10 @@ from harness.clerk.issuer import Issuer
 pytestmark = pytest.mark.e2e  # a real browser
 
 ISSUER = "https://iam-harness-12.clerk.accounts.dev"
+FORM = (
+    '<form method="post" action="/form"><input id="user" name="user"><input id="pass" name="pass" type="password">'
+    '<button type="submit">Sign in</button></form>'
+)
 DENIED = '<main data-testid="denied">Denied</main>'
 PAGES = {
     "/ok": (200, '<main data-testid="dashboard">Dashboard</main>'),
@@ -33,11 +37,14 @@ PAGES = {
     "/b": (302, "/a"),
     "/crash": (500, "<p>Internal error</p>"),
     "/bare": (200, "<p>no landmark here</p>"),
+    "/form": (200, FORM),
+    "/form-half": (200, '<form method="post" action="/form"><input id="user" name="user"><button>Go</button></form>'),
     "/busy": (
         200,
         '<p>busy</p><script>setInterval(() => history.replaceState(null, "", "?" + Date.now()), 50)</script>',
     ),
 }
+SIGN_IN = Fill((("#user", "ada"), ("#pass", "right")), "button[type=submit]")
 LANDMARKS = Landmarks(("dashboard", "[data-testid=dashboard]"), {"denied": "[data-testid=denied]"}, "/sign-in")
 
 
@@ -46,8 +53,32 @@ class _Pages(BaseHTTPRequestHandler):
     issuer: Issuer | None = None
     wrong: Issuer | None = None  # the key a misconfigured page verifies with
 
+    def do_POST(self) -> None:  # the form: ada's right password signs her in, anything else shows the form again
+        length = int(self.headers.get("Content-Length", "0"))
+        sent = parse_qs(self.rfile.read(length).decode())
+        if sent.get("user") == ["ada"] and sent.get("pass") == ["right"]:
+            self.send_response(303)
+            self.send_header("Location", "/me")
+            self.send_header("Set-Cookie", "who=ada; Path=/")
+            self.end_headers()
+            return
+        self._html(200, "<p>Wrong password</p>" + FORM)
+
+    def _html(self, status: int, body: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
+        if parts.path == "/me":  # whoever the `who` cookie names
+            who = SimpleCookie(self.headers.get("Cookie", "")).get("who")
+            if who is None:
+                self._html(403, DENIED)
+            else:
+                self._html(200, f'<main data-testid="dashboard">Hello {who.value}</main>')
+            return
         if parts.path in {"/guarded", "/mismatched"}:  # Clerk-guarded pages, deciding as @clerk/backend does
             self._guarded(parts.path, parts.query)
             return
@@ -216,3 +247,40 @@ def test_a_browser_clerk_does_not_know_is_signed_out_by_the_handshake(
     )
     assert seen.loop is None and seen.final_path == "/sign-in-form", seen.trail()
     assert any(h.client == client and not h.signed_in for h in fapi.handshakes)
+
+
+def test_a_sign_in_form_is_filled_and_submitted_and_the_dashboard_loads(chromium: Browser, site: str) -> None:
+    seen = visit(chromium, site + "/form", cookies={}, landmarks=LANDMARKS, steps=(SIGN_IN,))
+    assert seen.verdict is Verdict.LOADED and seen.final_path == "/me", seen.trail()
+    assert [p.verdict for p in seen.phases] == [Verdict.LOADED, Verdict.LOADED]
+    assert "Hello ada" in seen.phases[-1].text and "right" not in repr(seen)  # what was typed is never shown
+    assert [n.path for n in seen.navigations] == ["/form", "/form", "/me"]
+    assert [n.status for n in seen.navigations[1:]] == [303, 200]
+
+
+def test_a_wrong_password_stays_signed_out_on_the_form(chromium: Browser, site: str) -> None:
+    wrong = Fill((("#user", "ada"), ("#pass", "wrong")), "button[type=submit]")
+    seen = visit(
+        chromium, site + "/form", cookies={}, landmarks=Landmarks(LANDMARKS.expected, {}, "/form"), steps=(wrong,)
+    )
+    assert seen.verdict is Verdict.SIGNED_OUT and "Wrong password" in seen.phases[-1].text, seen.trail()
+
+
+def test_a_form_without_the_field_to_type_into_is_named(chromium: Browser, site: str) -> None:
+    seen = visit(chromium, site + "/form-half", cookies={}, landmarks=LANDMARKS, steps=(SIGN_IN,), timeout_ms=3000)
+    assert seen.verdict is Verdict.LANDMARK_MISSING and seen.error is not None and "#pass" in seen.error, seen
+    assert len(seen.phases) == 2 and seen.navigations[-1].path == "/form-half"  # nothing was submitted
+
+
+def test_no_form_at_all_stops_before_typing(chromium: Browser, site: str) -> None:
+    seen = visit(chromium, site + "/bare", cookies={}, landmarks=LANDMARKS, steps=(SIGN_IN,), timeout_ms=3000)
+    assert len(seen.phases) == 1 and seen.verdict is Verdict.LANDMARK_MISSING, seen.phases
+
+
+def test_reopening_with_other_cookies_keeps_the_browser_and_shows_what_they_see(chromium: Browser, site: str) -> None:
+    switch = Reopen((("who", "bob"),), site + "/me", label="switches to bob")
+    seen = visit(chromium, site + "/me", cookies={"who": "ada"}, landmarks=LANDMARKS, steps=(switch,))
+    assert [p.label for p in seen.phases] == ["opens /me", "switches to bob"]
+    assert "Hello ada" in seen.phases[0].text and "Hello bob" in seen.phases[1].text
+    assert [n.initiator for n in seen.navigations] == [Initiator.HARNESS, Initiator.HARNESS]
+    assert seen.loop is None and seen.verdict is Verdict.LOADED  # the same page twice is no loop

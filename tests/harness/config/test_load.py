@@ -86,6 +86,14 @@ def _login(**fields: Any) -> Any:
     return change
 
 
+def _form(fields: dict[str, str], body: dict[str, str]) -> Any:
+    def change(raw: dict[str, Any]) -> None:
+        _login(request="POST /login", token="t", body=body)(raw)
+        raw["pages"]["sign_in_form"] = {"fields": fields, "submit": "button[type=submit]"}
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -189,6 +197,30 @@ def _login(**fields: Any) -> Any:
             "[principals[1].login] body: a form body is flat",
         ),
         (_login(request="POST /login", token="$.", body={}), "[principals[1].login] token: expected a JSON path"),
+        (
+            lambda raw: raw["pages"].update(denied_role="Guest"),
+            "[pages] denied_role: 'Guest' is no role [roles] names; it names: Admin, Viewer, Member",
+        ),
+        (
+            lambda raw: raw["pages"].update(denied_page="settings"),
+            "[pages] denied_page: expected a path starting with '/'",
+        ),
+        (
+            lambda raw: raw["pages"].update(sign_in_form={"fields": {}, "submit": "button"}),
+            "[pages.sign_in_form] fields: expected at least 1 entry",
+        ),
+        (
+            lambda raw: raw["pages"].update(sign_in_form={"fields": {"#email": "email"}}),
+            "[pages.sign_in_form] submit: required field missing",
+        ),
+        (
+            lambda raw: raw["pages"].update(sign_in_form={"fields": {"#email": "email"}, "submit": "button"}),
+            "[pages] sign_in_form: types a principal's login body in, but no [[principals]] has a login",
+        ),
+        (
+            _form(fields={"#email": "email", "#password": "password"}, body={"email": "v@example.test"}),
+            "[pages.sign_in_form] fields: types password, which principal 'north viewer''s login body lacks",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, change: Any, named: str) -> None:
