@@ -115,6 +115,10 @@ class Fault(StrEnum):
     USER_ROLE_QUERY_USES_CLERK_ID = "user_role_query_uses_clerk_id"
     """The user-role query binds the Clerk `sub` where the user's uuid belongs (PostgreSQL raises 22P02)."""
 
+    ACTIVE_ORG_CACHED_PER_SESSION = "active_org_cached_per_session"
+    """The organisation a session (`sid`) first came with is remembered: after the user switches the active
+    organisation, the same session is still served the first one's data."""
+
     DELETED_USER_ACCEPTED = "deleted_user_accepted"
     """`user.deleted` is recorded and then ignored: a deleted user's session is served again, and provisions them."""
 

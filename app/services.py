@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jinja2
@@ -33,7 +33,7 @@ from app.auth.identity import (
     resolve_identity,
 )
 from app.auth.policy import PolicyEngine, Principal
-from app.auth.token import InvalidToken, SessionClaims, TokenVerifier, plain_id
+from app.auth.token import InvalidToken, OrgClaim, SessionClaims, TokenVerifier, plain_id
 from app.config import Settings
 from app.db import Database
 from app.errors import ApiError
@@ -63,6 +63,9 @@ class Services:
     policy: PolicyEngine
     templates: jinja2.Environment
 
+    sessions_seen: dict[str, OrgClaim | None] = field(default_factory=dict, repr=False, compare=False)
+    """The `active_org_cached_per_session` fault's memory: the organisation each session id first came with."""
+
     def has(self, fault: Fault) -> bool:
         """Whether a fault switch is on."""
         return self.settings.has(fault)
@@ -76,6 +79,8 @@ class Services:
     def identity(self, session: Session, claims: SessionClaims) -> Identity:
         """Resolve (or provision) the caller; raises NotAMember, or InvalidToken(`user_deleted`) for a user
         deleted at Clerk: their session token is still validly signed, and must open nothing."""
+        if self.has(Fault.ACTIVE_ORG_CACHED_PER_SESSION) and claims.session_id is not None:
+            claims = replace(claims, org=self.sessions_seen.setdefault(claims.session_id, claims.org))
         first_role = FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE
         trusted = self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP)
         try:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.checks.judged import Judged
 from harness.checks.lifecycle import deleted_user_refused, refusals_provision_nothing, role_claim_ignored
 from harness.checks.login_tokens import login_tokens, login_tokens_resist_forgery
 from harness.checks.sessions import foreign_org_session_refused, forgeries_refused, valid_shapes_accepted
@@ -22,7 +21,7 @@ from harness.clerk.issuer import Issuer
 from harness.engine.guard import GuardedTransport
 from harness.engine.listener import counting_listener
 from harness.engine.world import ClerkCredentials, World
-from harness.report.evidence import Evidence, not_applicable
+from harness.report.evidence import Evidence, conclude, not_applicable
 from harness.target.running import Target
 
 
@@ -59,21 +58,12 @@ def api(target: Target) -> str:
     return target.config.identity.me
 
 
-def _conclude(judged: Judged, evidence: Evidence) -> None:
-    if judged.inapplicable is not None and judged.ok:
-        not_applicable(judged.inapplicable)
-    for line in judged.evidence:
-        evidence.add(line)
-    evidence.add_findings(judged.findings)
-    assert judged.ok, judged.summary()
-
-
 @pytest.mark.decides("C1")
 def test_valid_session_shapes_are_accepted(
     target: Target, issuer: Issuer, victim: ClerkCredentials, api: str, transport: GuardedTransport, evidence: Evidence
 ) -> None:
     """Valid v1 and v2 Clerk session tokens, with and without the `cat` header, are accepted by header and cookie."""
-    _conclude(valid_shapes_accepted(target, issuer, victim, api, transport), evidence)
+    conclude(valid_shapes_accepted(target, issuer, victim, api, transport), evidence)
 
 
 @pytest.mark.decides("C1")
@@ -90,7 +80,7 @@ def test_forged_sessions_are_refused(
     """Every forged, stale and malformed token of the catalogue is refused with 401 and opens no page, as the
     victim and with another organisation's `sub`; refusals echo nothing and are logged; no key is fetched from
     where a token points; forged kids do not hammer the JWKS."""
-    _conclude(forgeries_refused(target, issuer, victim, api, listener, transport, impersonated), evidence)
+    conclude(forgeries_refused(target, issuer, victim, api, listener, transport, impersonated), evidence)
 
 
 @pytest.mark.decides("C1")
@@ -104,7 +94,7 @@ def test_session_naming_another_org_is_refused(
     evidence: Evidence,
 ) -> None:
     """A valid session naming an organisation its user is not a member of gets 401, 403 or 404."""
-    _conclude(foreign_org_session_refused(target, world, issuer, victim, api, transport), evidence)
+    conclude(foreign_org_session_refused(target, world, issuer, victim, api, transport), evidence)
 
 
 @pytest.mark.decides("C1")
@@ -119,7 +109,7 @@ def test_refusals_provision_nothing(
     evidence: Evidence,
 ) -> None:
     """The catalogue sent with a user and an organisation nobody has used leaves no trace of either anywhere."""
-    _conclude(refusals_provision_nothing(target, issuer, api, listener[0], harness_rng, transport), evidence)
+    conclude(refusals_provision_nothing(target, issuer, api, listener[0], harness_rng, transport), evidence)
 
 
 @pytest.mark.decides("C1")
@@ -134,7 +124,7 @@ def test_deleted_user_is_refused(
 ) -> None:
     """A user Clerk deleted (a svix-signed `user.deleted`) is refused with their still-valid token; deliveries
     signed with another secret or ten minutes ago are refused first and delete nobody."""
-    _conclude(deleted_user_refused(target, issuer, api, harness_rng, transport), evidence)
+    conclude(deleted_user_refused(target, issuer, api, harness_rng, transport), evidence)
 
 
 @pytest.mark.decides("C1")
@@ -148,7 +138,7 @@ def test_role_claimed_by_the_token_is_not_trusted(
     evidence: Evidence,
 ) -> None:
     """A read-only member whose validly signed session claims the admin role is still refused a write."""
-    _conclude(role_claim_ignored(target, world, issuer, harness_rng, transport), evidence)
+    conclude(role_claim_ignored(target, world, issuer, harness_rng, transport), evidence)
 
 
 @pytest.mark.decides("C1")
@@ -160,4 +150,4 @@ def test_login_tokens_resist_forgery(
     logins = login_tokens(world)
     if not logins:
         not_applicable("no principal presents a JWT from the target's own login")
-    _conclude(login_tokens_resist_forgery(target.base_url, world, logins, transport), evidence)
+    conclude(login_tokens_resist_forgery(target.base_url, world, logins, transport), evidence)

@@ -151,6 +151,14 @@ ROWS = [
         ]
     ],
     Row(
+        "active_org_cached_per_session",
+        frozenset({"M4"}),
+        frozenset(),
+        "a session keeps the organisation it first came with: switched to org2, it is served org1's data",
+        "active_org",
+        "with org2 active it answered 200 naming organisation",
+    ),
+    Row(
         "org_claim_trusted_without_membership",
         frozenset({"C1", "M4"}),
         frozenset(),

@@ -332,7 +332,9 @@ def _take(page: Page, context: BrowserContext, step: Step, recorder: _Recorder, 
     """Take one step; why it could not be taken, if it could not."""
     if isinstance(step, Reopen):
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(step.url))
-        context.add_cookies([{"name": k, "value": v, "url": origin} for k, v in step.cookies])
+        jar = [{"name": k, "value": v, "url": origin} for k, v in step.cookies]
+        jar += [{"name": k, "value": v, "url": where} for where, k, v in step.identity]
+        context.add_cookies(jar)  # type: ignore[arg-type]
         recorder.harness_next = True
         return _go(page, step.url, timeout_ms)
     for selector, text in step.fields:

@@ -125,6 +125,7 @@ class Reopen:
     cookies: tuple[tuple[str, str], ...] = field(repr=False)
     url: str
     label: str = "opens the page again"
+    identity: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)  # (origin, name, value): the IdP's
 
 
 Step = Fill | Reopen

@@ -42,6 +42,7 @@ class FindingKind(StrEnum):
     SECRET_EXPOSED = "SecretExposed"  # noqa: S105 (a kind, not a secret): a password the run registered came back
     MASS_ASSIGNMENT = "MassAssignment"  # a privileged field sent in a body took effect
     PRIVILEGE_ESCALATION = "PrivilegeEscalation"  # a refusal turned into a success after the principal's own write
+    STALE_ACTIVE_ORG = "StaleActiveOrg"  # after a switch of the active organisation, the session acted in another one
     # authentication (C1)
     VALID_TOKEN_REFUSED = "ValidTokenRefused"  # noqa: S105 (a kind, not a secret): a session token of a valid shape was refused: a lockout
     FORGERY_ACCEPTED = "ForgeryAccepted"  # a forged, stale or malformed token was let in
@@ -86,6 +87,7 @@ _SEVERITY = {
     FindingKind.REFUSAL_NOT_LOGGED: Severity.LOW,
     FindingKind.FORGERY_PROVISIONED: Severity.HIGH,
     FindingKind.FOREIGN_ORG_SESSION: Severity.CRITICAL,
+    FindingKind.STALE_ACTIVE_ORG: Severity.HIGH,
     FindingKind.DELETED_USER_ACCEPTED: Severity.CRITICAL,
     FindingKind.FORGED_WEBHOOK_ACCEPTED: Severity.CRITICAL,
     FindingKind.ROLE_CLAIM_TRUSTED: Severity.CRITICAL,

@@ -241,10 +241,12 @@ class Issuer:
         status: str = "active",
         version: int = 2,
         category: bool = False,
+        sid: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> SessionToken:
-        """Mint a session token for `sub` (v2 unless `version=1`), with `org` active when given; `extra` adds
-        claims such as `pla`, `fea` or `act`."""
+        """Mint a session token for `sub` (v2 unless `version=1`), with `org` active when given, in session `sid`
+        (a new one when None; one session keeps its id when the user switches the active organisation); `extra`
+        adds claims such as `pla`, `fea` or `act`."""
         iat = int(time.time()) if now is None else now
         claims: dict[str, Any] = {
             "azp": self.authorized_party,
@@ -253,7 +255,7 @@ class Issuer:
             "iat": iat,
             "iss": self.issuer_url,
             "nbf": iat - NBF_SKEW,
-            "sid": clerk_id("sess", self._rng),
+            "sid": sid or clerk_id("sess", self._rng),
             "sub": sub,
         }
         if status not in {"active", "pending"}:

@@ -1,4 +1,5 @@
-"""Planting a record: created by an organisation's owner as its config says, its id found, read back.
+"""Planting a record: created by an organisation's owner as its config says, its id found, read back; adding a
+member the same way.
 
 The world plants each organisation's canaries and scratch records this way before anything is fuzzed; the
 fuzzer plants a scratch record again when one is gone (deleted by an earlier probe, or with its parent), so
@@ -13,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from harness.config.model import CanaryConfig
+from harness.config.model import CanaryConfig, MembersConfig
 from harness.config.placeholders import fill_template, placeholders_in
 from harness.engine.exchange import Caller, Exchange, lookup
 from harness.engine.world import Canary
 
-__all__ = ["Planted", "id_text", "plant"]
+__all__ = ["Planted", "add_member", "id_text", "plant"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ def plant(
         return Planted(None, f"{org} admin could not read back its {resource.key} {kind}: {read.line()}")
     handles = (handle,) if "handle" in placeholders_in(resource.body) else ()
     return Planted(Canary(org, resource.key, marker, record_id, read_path, read.json(), handles=handles))
+
+
+def add_member(owner: Caller, members: MembersConfig, sub: str, role: str | None, run: Mapping[str, str]) -> Exchange:
+    """`owner` adds the Clerk user `sub` to its organisation with `role` (None: with no role), as [members] says:
+    `{role}` is the one role (null for none), `{roles}` a list of them (empty for none)."""
+    member = {**run, "sub": sub, "roles": [role] if role else [], "role": role}
+    path = str(fill_template(members.add.path, member))
+    return owner.call(members.add.method, path, fill_template(members.body, member))
 
 
 def _record_id(resource: CanaryConfig, created: Exchange, sent: Any) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from harness.clerk.issuer import ActiveOrg, Issuer
+from harness.clerk.issuer import ActiveOrg, Issuer, SessionToken
 from harness.config.model import LoginConfig
 from harness.config.placeholders import fill_template
 from harness.engine.exchange import REQUEST_TIMEOUT, Caller, lookup
@@ -57,12 +57,17 @@ class ClerkCredentials:
     issuer: Issuer
     sub: str
     org: ActiveOrg | None
+    sid: str | None = None  # one session across switches of the active organisation; None: a new one each time
+
+    def mint(self) -> SessionToken:
+        """A fresh session token of this session."""
+        return self.issuer.mint(self.sub, org=self.org, sid=self.sid)
 
     def headers(self) -> dict[str, str]:
-        return self.issuer.mint(self.sub, org=self.org).headers
+        return self.mint().headers
 
     def cookies(self) -> dict[str, str]:
-        return self.issuer.mint(self.sub, org=self.org).cookies
+        return self.mint().cookies
 
 
 @dataclass(frozen=True)

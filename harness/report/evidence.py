@@ -14,6 +14,7 @@ from typing import NoReturn
 import pytest
 
 from harness.checks.findings import Finding
+from harness.checks.judged import Judged
 from harness.clerk.issuer import ActiveOrg
 from harness.config.model import DEFAULT_ISSUER
 from harness.engine.exchange import token_variable
@@ -21,7 +22,15 @@ from harness.engine.world import ClerkCredentials, Principal
 from harness.report.model import Artifact, ArtifactKind, CoverageRow, TokenHint
 from harness.target.running import Target
 
-__all__ = ["MAX_SERVER_LINES", "NOT_APPLICABLE", "REPRO_TOKEN_TTL", "Evidence", "not_applicable", "token_hint"]
+__all__ = [
+    "MAX_SERVER_LINES",
+    "NOT_APPLICABLE",
+    "REPRO_TOKEN_TTL",
+    "Evidence",
+    "conclude",
+    "not_applicable",
+    "token_hint",
+]
 
 MAX_SERVER_LINES = 5
 NOT_APPLICABLE = "not applicable to this target: "
@@ -139,3 +148,14 @@ def _coverage_row(row: Mapping[str, object]) -> CoverageRow:
         else (),
         note=str(row.get("note") or ""),
     )
+
+
+def conclude(judged: Judged, evidence: Evidence) -> None:
+    """End a scenario on what a check that ran its own requests found: N/A when the target cannot have what it
+    looks for (and nothing was found), else its evidence and findings kept and the scenario failed on any."""
+    if judged.inapplicable is not None and judged.ok:
+        not_applicable(judged.inapplicable)
+    for line in judged.evidence:
+        evidence.add(line)
+    evidence.add_findings(judged.findings)
+    assert judged.ok, judged.summary()
