@@ -56,7 +56,7 @@ def test_owner_opens_dashboard_without_a_loop(
 ) -> None:
     """The organisation's owner opens the dashboard: it renders and settles, with no loop; an expired token is
     refreshed through Clerk's handshake (the stand-in answers it), not sent round."""
-    owner = world.org("org1").owner
+    owner = world.nth(0).owner
     jar = LOADS[variant](browsing, _clerk(owner), issuer) if variant != "v2 token" else browsing.jar(owner.credentials)
     seen = browsing.open(f"M1 owner dashboard, {variant}", pages.dashboard, jar, browsing.dashboard)
     good = seen.verdict is Verdict.LOADED
@@ -69,7 +69,7 @@ def test_owner_signs_in_on_the_sign_in_form_and_lands_on_the_dashboard(
 ) -> None:
     """Signed out, the owner opens the dashboard, is sent to sign-in, types their login into the target's own
     form, and lands on the dashboard, which loads: each place once, no loop."""
-    owner = world.org("org1").owner
+    owner = world.nth(0).owner
     form = _form(browsing, owner)
     name = "M1 owner signs in on the form"
     seen = browsing.open(name, pages.dashboard, browsing.signed_out(), browsing.dashboard, (form,))
@@ -84,7 +84,7 @@ def test_a_wrong_password_stays_on_sign_in_without_a_loop(
 ) -> None:
     """A mistyped password on the target's own form leaves the browser on sign-in (or an error page): never a
     loop, never a crash, never the dashboard."""
-    owner = world.org("org1").owner
+    owner = world.nth(0).owner
     _form(browsing, owner)  # N/A unless the owner signs in on the target's own form
     assert pages.sign_in_form is not None
     secret = next((n for n in pages.sign_in_form.fields.values() if "pass" in n.lower()), None)
@@ -117,7 +117,7 @@ def test_sign_in_and_dashboard_send_on_once(
     to_sign_in = [n for n in out.navigations if n.path == pages.sign_in]
     good = out.verdict is Verdict.SIGNED_OUT and len(to_sign_in) == 1
     browsing.record("M1 signed out opens dashboard", out, evidence, good=good)
-    owner = world.org("org1").owner
+    owner = world.nth(0).owner
     back = browsing.open(
         "M1 signed in opens sign-in", pages.sign_in, browsing.jar(owner.credentials), browsing.dashboard
     )
@@ -161,7 +161,7 @@ def test_clerk_loop_causes_end_without_a_loop(
     never a crash."""
     if cause.startswith("development key") and not is_development(issuer.publishable_key):
         not_applicable("the instance's publishable key is a production key: no development browser")
-    owner = world.org("org1").owner
+    owner = world.nth(0).owner
     jar = CAUSES[cause](browsing, _clerk(owner), issuer)
     seen = browsing.open(f"M1 {cause}", pages.dashboard, jar, browsing.dashboard)
     _expect(browsing, evidence, f"M1 {cause}", seen, seen.verdict in ENDINGS, "expected sign-in, dashboard or error")
@@ -174,9 +174,7 @@ def test_user_without_access_sees_error_page_not_sign_in(
     """A signed-in member without access to a page (the dashboard, or the config's denied_page) sees the
     access-denied page, never sign-in. Where the config gives the target's own sign-in form, they sign in on it
     the way a person does: sent to sign-in, then back to the page."""
-    member = (
-        world.org("org1").principal(pages.denied_role) if pages.denied_role else world.org("org1").member_without_role
-    )
+    member = world.nth(0).principal(pages.denied_role) if pages.denied_role else world.nth(0).member_without_role
     assert member is not None, world.incomplete()
     page = pages.denied_page or pages.dashboard
     name = "O2 member without access"
@@ -218,7 +216,7 @@ def test_platform_admin_opens_admin_and_nobody_else_does(
     token = issuer.mint(staff.sub, extra={admin.claim: admin.email})
     seen = browsing.open("O6 platform admin", admin.page, browsing.jar(staff, token), landmark)
     _expect(browsing, evidence, "O6 platform admin", seen, seen.verdict is Verdict.LOADED, "no admin page")
-    for who in (world.org("org1").owner, world.org("org2").owner):
+    for who in (world.nth(0).owner, world.nth(1).owner):
         name = f"O6 {who.name} opens {admin.page}"
         other = browsing.open(name, admin.page, browsing.jar(who.credentials), landmark)
         refused = other.verdict in {Verdict.ERROR_PAGE, Verdict.SIGNED_OUT}

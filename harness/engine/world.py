@@ -383,6 +383,14 @@ class World:
         """An organisation by key (`org1`, `org2`)."""
         return self.orgs[key]
 
+    def nth(self, n: int) -> Org:
+        """The `n`-th organisation (0: the first), in the order the world was built: `org1`, `org2` for a Clerk
+        world, the order the config first names them in for declared principals (`north`, `south`)."""
+        keys = list(self.orgs)
+        if n >= len(keys):
+            raise LookupError(f"the world has {len(keys)} organisation(s), not {n + 1}: {self.incomplete()}")
+        return self.orgs[keys[n]]
+
     def markers(self, key: str) -> set[str]:
         """What must never show outside one organisation: its records' markers and its users' Clerk ids."""
         org = self.orgs[key]

@@ -24,6 +24,16 @@ Shape
   (a field the model does not list is ignored, as FastAPI apps commonly do), uuid path parameters with
   `format: uuid`, and the cookie as the security scheme of every operation but the public `GET /health`,
   `POST /register` and `POST /session`.
+* **Pages** for a browser, none of them in the OpenAPI document: every one answers `text/html; charset=utf-8` and
+  `Cache-Control: no-store`, escapes every string a user gave, and shows an unhandled error as a 500 page
+  `<div class="oops">` with a random reference (no JSON, no traceback). `GET /login` is a sign-in form (fields
+  `#email` and `#password`, a hidden `next` from the query); `POST /login` takes it url-encoded and opens a session
+  as `POST /session` does, the same cookie with the same attributes, then answers 303 to `next`, or `/desk` when
+  `next` is not a local path (`/...`, but not `//...` nor `/\\...`, which a browser takes for another host). Wrong
+  or missing credentials show the form again with `<p class="problem">`, saying nothing of which was wrong. A
+  visitor with a live session opening `/login` is sent on to `next` likewise. `GET /desk` shows the member's team,
+  email and role and the subjects of its team's tickets; `GET /settings` is for admins. Signed out, both answer
+  303 to `/login?next=<the page>`.
 * The routes are built once, at import (FastAPI spends milliseconds on each); every app made from them keeps its
   own state and flaws in `app.state.desk`. (No `from __future__ import annotations`: FastAPI reads the endpoints'
   annotations as objects.)
@@ -36,7 +46,9 @@ A role is checked before the record is looked up, so a refused caller learns not
 team's ref or uuid answers 404 with the very body an id nobody has gets; a malformed uuid or ref answers 422,
 always (a ref with a `/` matches no route: 404). An `X-Team` naming any team but the caller's own answers 403. A
 ticket stays in its team: a PATCH naming another `team` is refused 422. A team keeps at least one admin: demoting
-its last one answers 409. Nobody joins a team without its invite, nor as its admin.
+its last one answers 409. Nobody joins a team without its invite, nor as its admin. The desk page shows only the
+member's own team's tickets; the settings page refuses a non-admin with a 403 page `<div class="forbidden">`
+carrying a random reference.
 
 Planted flaws, each switched on by its name in `flaws`
 ------------------------------------------------------
@@ -47,25 +59,38 @@ Planted flaws, each switched on by its name in `flaws`
 * `integration_token_exposed`: `GET /integrations` answers each `api_token` whole.
 * `ticket_team_reassign`: `PATCH /tickets/{ref}` honours a `team` in the body, moving the ticket into that team.
 * `ticket_search_leak`: `GET /tickets?q=` searches every team's tickets (without `q` the list stays the team's).
+
+The page flaws (`PAGE_FLAWS`) change no answer of the API, so they are not among `PRACTICE`'s flaws, whose run
+opens no page; a browser sees them:
+
+* `login_cookie_path`: `POST /login` sets the cookie with `Path=/login`, not `/`: `/desk` never sees it, so a
+  signed-in visitor goes round `/desk` -> `/login?next=/desk` -> `/desk` (303s, a redirect loop).
+* `forbidden_to_login`: a non-admin opening `/settings` is sent 303 to `/login?next=/settings`, not shown the 403
+  page; `/login` sends a signed-in visitor on to `next`: a redirect loop.
+* `desk_crash`: `GET /desk` raises for a signed-in visitor: the 500 oops page.
 """
 
 import hashlib
 import hmac
+import html
+import logging
 import math
 import secrets
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Match, Route
@@ -75,6 +100,7 @@ from tests.targets.catalog import Flaw, PracticeTarget
 
 __all__ = [
     "FLAWS",
+    "PAGE_FLAWS",
     "PRACTICE",
     "ROLES",
     "SESSION_COOKIE",
@@ -82,15 +108,19 @@ __all__ = [
     "request_counts",
 ]
 
-FLAWS: Final = frozenset(
-    {
-        "agent_deletes_macros",
-        "agent_sets_roles",
-        "team_header_switch",
-        "integration_token_exposed",
-        "ticket_team_reassign",
-        "ticket_search_leak",
-    }
+PAGE_FLAWS: Final = frozenset({"login_cookie_path", "forbidden_to_login", "desk_crash"})
+FLAWS: Final = (
+    frozenset(
+        {
+            "agent_deletes_macros",
+            "agent_sets_roles",
+            "team_header_switch",
+            "integration_token_exposed",
+            "ticket_team_reassign",
+            "ticket_search_leak",
+        }
+    )
+    | PAGE_FLAWS
 )
 ROLES: Final = ("admin", "agent", "viewer")
 SESSION_COOKIE: Final = "desk_session"
@@ -100,6 +130,9 @@ REF_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 EMAIL_PATTERN: Final = r"^[^@\s]{1,64}@[^@\s]{1,190}$"
 NOT_FOUND: Final = "not found"  # the one body for "nobody has it" and "you may not see it"
 FORBIDDEN: Final = "forbidden"
+DESK_PAGE: Final = "/desk"  # where signing in leads when `next` names no local page
+
+_LOG = logging.getLogger(__name__)
 
 Role = Literal["admin", "agent", "viewer"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -427,19 +460,44 @@ class _Desk:
         self.lock = threading.Lock()
         self.state = _State()
 
-    def member(self, cookie: str | None) -> Member:
-        """The signed-in member, or 401."""
+    @property
+    def cookie_lifetime(self) -> int:
+        """The session cookie's Max-Age: the sessions' lifetime in whole seconds, at least one."""
+        return max(1, math.ceil(self.session_lifetime))
+
+    def signed_in(self, cookie: str | None) -> Member | None:
+        """The member whose live session `cookie` is, or None (an expired session is dropped)."""
         if not cookie:
-            raise _refuse(401, "not signed in")
+            return None
         with self.lock:
             session = self.state.sessions.get(cookie)
             if session is not None and self.clock() >= session.expires_at:
                 del self.state.sessions[cookie]
                 session = None
-            member = self.state.members.get(session.member_id) if session is not None else None
+            return self.state.members.get(session.member_id) if session is not None else None
+
+    def member(self, cookie: str | None) -> Member:
+        """The signed-in member, or 401."""
+        member = self.signed_in(cookie)
         if member is None:
             raise _refuse(401, "not signed in")
         return member
+
+    def open_session(self, email: str, password: str) -> tuple[Member, str] | None:
+        """A new session for the member these credentials are right for, and its cookie value; None when they are
+        wrong, whichever of them is. Sweeps the expired sessions first."""
+        state = self.state
+        with self.lock:
+            member = state.members.get(state.by_email.get(email, ""))
+            given = _hash(password, member.salt) if member is not None else b""
+            if member is None or not hmac.compare_digest(member.password_hash, given):
+                return None
+            now = self.clock()
+            for stale in [c for c, s in state.sessions.items() if now >= s.expires_at]:
+                del state.sessions[stale]
+            cookie = secrets.token_urlsafe(32)
+            state.sessions[cookie] = _Session(member.member_id, now + self.session_lifetime)
+        return member, cookie
 
     def acting_team(self, member: Member, header: str) -> str:
         """The team a list answers for: the caller's own; another team named in X-Team is refused 403."""
@@ -537,23 +595,22 @@ async def register(body: Registration, desk: Desk) -> Registered:
     return Registered(member_id=member.member_id, invite=created)
 
 
+def _hand_session(response: Response, desk: _Desk, cookie: str, *, path: str = "/") -> None:
+    """Set the session cookie on `response` (HttpOnly, SameSite=Lax, Max-Age the session's lifetime), and keep the
+    answer out of every cache."""
+    lifetime = desk.cookie_lifetime
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=lifetime, path=path, httponly=True, samesite="lax")
+    response.headers["Cache-Control"] = "no-store"
+
+
 @_ROUTER.post("/session", openapi_extra=_PUBLIC, responses={401: {"model": Problem}})
 async def sign_in(body: Credentials, response: Response, desk: Desk) -> SignedIn:
-    state = desk.state
-    with desk.lock:
-        member = state.members.get(state.by_email.get(body.email, ""))
-        given = _hash(body.password, member.salt) if member is not None else b""
-        if member is None or not hmac.compare_digest(member.password_hash, given):
-            raise _refuse(401, "wrong email or password")
-        now = desk.clock()
-        for stale in [c for c, s in state.sessions.items() if now >= s.expires_at]:
-            del state.sessions[stale]
-        cookie = secrets.token_urlsafe(32)
-        state.sessions[cookie] = _Session(member.member_id, now + desk.session_lifetime)
-    lifetime = max(1, math.ceil(desk.session_lifetime))
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=lifetime, path="/", httponly=True, samesite="lax")
-    response.headers["Cache-Control"] = "no-store"
-    return SignedIn(member_id=member.member_id, team=member.team, role=member.role, expires_in=lifetime)
+    opened = desk.open_session(body.email, body.password)
+    if opened is None:
+        raise _refuse(401, "wrong email or password")
+    member, cookie = opened
+    _hand_session(response, desk, cookie)
+    return SignedIn(member_id=member.member_id, team=member.team, role=member.role, expires_in=desk.cookie_lifetime)
 
 
 @_ROUTER.delete("/session", status_code=204, responses=_GUARDED)
@@ -734,6 +791,160 @@ async def read_integration(integration_id: uuid.UUID, desk: Desk, member: Anyone
         return Integration.model_validate(integration.public())
 
 
+# --- pages --------------------------------------------------------------------------------------------------------
+# HTML for a browser, in no OpenAPI document. Every string a user gave is escaped as it is written into a page.
+
+
+class _PageRoute(APIRoute):
+    """A page's route: every answer `Cache-Control: no-store`, and an unhandled error the oops page, not JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                answer = await handle(request)
+            except (HTTPException, RequestValidationError):
+                raise  # handled errors: the app's handlers answer them
+            except Exception:
+                reference = secrets.token_hex(8)
+                _LOG.exception("%s %s failed; reference %s", request.method, request.url.path, reference)
+                answer = _oops_page(reference)
+            answer.headers["Cache-Control"] = "no-store"
+            return answer
+
+        return page
+
+
+_PAGES = APIRouter(route_class=_PageRoute, include_in_schema=False)
+NextPage = Annotated[str, Query(alias="next", description="where to go once signed in")]
+
+
+def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
+    """A whole document around `body`, HTML already escaped; `title` is the app's own text."""
+    return HTMLResponse(
+        '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8">'
+        f"<title>{title} - helpdesk</title></head>\n<body>\n{body}\n</body>\n</html>\n",
+        status_code=status,
+    )
+
+
+def _oops_page(reference: str) -> HTMLResponse:
+    return _page(
+        "Error",
+        f'<div class="oops">Something went wrong. Reference: <code>{reference}</code></div>',
+        status=500,
+    )
+
+
+def _forbidden_page() -> HTMLResponse:
+    reference = secrets.token_hex(8)
+    return _page(
+        "Forbidden",
+        f'<div class="forbidden">You do not have access to this page. Reference: <code>{reference}</code></div>',
+        status=403,
+    )
+
+
+def _login_form(next_page: str, *, wrong: bool = False) -> HTMLResponse:
+    """The sign-in form, carrying `next` as it was given; `wrong` says the last credentials were wrong."""
+    problem = '<p class="problem">Wrong email or password.</p>\n' if wrong else ""
+    return _page(
+        "Sign in",
+        f"<h1>Sign in</h1>\n{problem}"
+        '<form method="post" action="/login">\n'
+        '<label for="email">Email</label> <input id="email" name="email" type="email">\n'
+        '<label for="password">Password</label> <input id="password" name="password" type="password">\n'
+        f'<input type="hidden" name="next" value="{html.escape(next_page)}">\n'
+        '<button type="submit">Sign in</button>\n'
+        "</form>",
+    )
+
+
+def _see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def _local(next_page: str) -> str:
+    """`next_page` if it is a path of this site, else the desk: `//host` and `/\\host` are other hosts to a
+    browser, so never a redirect off the site."""
+    if next_page.startswith("/") and not next_page.startswith(("//", "/\\")):
+        return next_page
+    return DESK_PAGE
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body, the first value of each field (no dependency needed)."""
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _sign_in_first(page: str) -> RedirectResponse:
+    return _see_other(f"/login?next={page}")
+
+
+@_PAGES.get("/login", include_in_schema=False)
+async def login_page(desk: Desk, cookie: SessionCookie, next_page: NextPage = "") -> Response:
+    if desk.signed_in(cookie) is not None:
+        return _see_other(_local(next_page))
+    return _login_form(next_page)
+
+
+@_PAGES.post("/login", include_in_schema=False)
+async def log_in(request: Request, desk: Desk) -> Response:
+    form = _form(await request.body())
+    next_page = form.get("next", "")
+    opened = desk.open_session(form.get("email", ""), form.get("password", ""))
+    if opened is None:
+        return _login_form(next_page, wrong=True)
+    _, cookie = opened
+    answer = _see_other(_local(next_page))
+    _hand_session(answer, desk, cookie, path="/login" if "login_cookie_path" in desk.flaws else "/")
+    return answer
+
+
+@_PAGES.get("/desk", include_in_schema=False)
+async def desk_page(desk: Desk, cookie: SessionCookie) -> Response:
+    member = desk.signed_in(cookie)
+    if member is None:
+        return _sign_in_first("/desk")
+    if "desk_crash" in desk.flaws:
+        raise RuntimeError("the desk page fell over (desk_crash)")
+    with desk.lock:
+        mine = sorted((t for t in desk.state.tickets.values() if t.team == member.team), key=lambda t: t.ref)
+        subjects = [t.subject for t in mine]
+    listed = "".join(f"<li>{html.escape(subject)}</li>\n" for subject in subjects)
+    return _page(
+        "Desk",
+        '<section id="desk">\n'
+        f'<h1>Team <span class="team">{html.escape(member.team)}</span></h1>\n'
+        f'<p>Signed in as <span class="email">{html.escape(member.email)}</span>, '
+        f'<span class="role">{html.escape(member.role)}</span>.</p>\n'
+        f'<ul class="tickets">\n{listed}</ul>\n'
+        "</section>",
+    )
+
+
+@_PAGES.get("/settings", include_in_schema=False)
+async def settings_page(desk: Desk, cookie: SessionCookie) -> Response:
+    member = desk.signed_in(cookie)
+    if member is None:
+        return _sign_in_first("/settings")
+    if member.role != "admin":
+        return _sign_in_first("/settings") if "forbidden_to_login" in desk.flaws else _forbidden_page()
+    with desk.lock:
+        members = sorted((m for m in desk.state.members.values() if m.team == member.team), key=lambda m: m.email)
+        rows = [(html.escape(m.email), html.escape(m.role)) for m in members]
+    listed = "".join(f'<li><span class="email">{e}</span> <span class="role">{r}</span></li>\n' for e, r in rows)
+    return _page(
+        "Settings",
+        '<section id="settings">\n'
+        f'<h1>Settings of team <span class="team">{html.escape(member.team)}</span></h1>\n'
+        f'<ul class="members">\n{listed}</ul>\n'
+        "</section>",
+    )
+
+
 def create_helpdesk_app(
     *, flaws: frozenset[str] = frozenset(), session_lifetime: float = 900.0, clock: Callable[[], float] = time.monotonic
 ) -> FastAPI:
@@ -750,7 +961,7 @@ def create_helpdesk_app(
         description="Teams, tickets, macros, members and integrations of a support desk.",
         docs_url=None,
         redoc_url=None,
-        routes=list(_ROUTER.routes),
+        routes=[*_ROUTER.routes, *_PAGES.routes],
         exception_handlers={RequestValidationError: _invalid_request, HTTPException: _http_error},
     )
     app.state.desk = _Desk(flaws, session_lifetime, clock)

@@ -1,13 +1,16 @@
 """The helpdesk practice target on its own, in-process: its schema, its cookie sessions, every refusal of the
-secure build, and each planted flaw on and off.
+secure build, its pages, and each planted flaw on and off.
 
 `httpx.ASGITransport` is async-only, so `_Client` drives an `httpx.AsyncClient` from one `asyncio.Runner`. The
-client's cookie jar is emptied after every sign-in: each request presents the session it is given, and no other.
+client's cookie jar is emptied after every request: each request presents the session it is given, and no other.
+`_Client.browse` is the exception, within one request: it follows redirects as a browser does, the jar (and each
+cookie's Path) deciding what every hop presents.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +24,14 @@ from fastapi import FastAPI
 
 from harness.config.model import load_config
 from harness.config.operations import unmatched
-from tests.targets.helpdesk_app import FLAWS, PRACTICE, SESSION_COOKIE, create_helpdesk_app, request_counts
+from tests.targets.helpdesk_app import (
+    FLAWS,
+    PAGE_FLAWS,
+    PRACTICE,
+    SESSION_COOKIE,
+    create_helpdesk_app,
+    request_counts,
+)
 
 BASE = "http://helpdesk.test"
 NOT_FOUND = {"detail": "not found"}
@@ -49,9 +59,17 @@ class _Client:
         headers = dict(options.pop("headers", {}))
         if session is not None:
             headers["Cookie"] = f"{SESSION_COOKIE}={session}"
-        answer = self._runner.run(self._http.request(method, url, headers=headers, **options))
-        self._http.cookies.clear()
-        return answer
+        try:
+            return self._runner.run(self._http.request(method, url, headers=headers, **options))
+        finally:
+            self._http.cookies.clear()
+
+    def browse(self, method: str, url: str, *, session: str | None = None, **options: Any) -> httpx.Response:
+        """As a browser: redirects followed (at most 20), every hop presenting what the cookie jar holds for its
+        path; `session` is put in the jar first, as a cookie of Path=/."""
+        if session is not None:
+            self._http.cookies.set(SESSION_COOKIE, session, path="/")
+        return self.request(method, url, follow_redirects=True, **options)
 
     def get(self, url: str, **options: Any) -> httpx.Response:
         return self.request("GET", url, **options)
@@ -213,7 +231,7 @@ def test_its_config_loads_and_names_only_operations_of_the_schema(world: World) 
     assert [str(p) for p in config.fuzz.never] == list(PRACTICE.never) == ["DELETE /session"]
     assert {(p.org, p.role) for p in config.principals} == {(t, r) for t in TEAMS for r in ROLES}
     assert {c.param for c in config.canaries} == {"ref", "macro_id", "integration_id"}
-    assert {f.name for f in PRACTICE.flaws} == FLAWS
+    assert {f.name for f in PRACTICE.flaws} == FLAWS - PAGE_FLAWS  # the API run opens no page
     assert all(f"{f.operation.split(' ', 1)[0]} {f.operation.split(' ', 1)[1]}" in OPERATIONS for f in PRACTICE.flaws)
 
 
@@ -449,6 +467,234 @@ def test_search_stays_within_the_team_and_tickets_stay_in_theirs(world: World) -
     assert c.get("/tickets", session=world.session("north admin")).json() == [_answered(_ticket("north"), "north")]
 
 
+# --- the pages ----------------------------------------------------------------------------------------------------
+
+PAGES = ("/login", "/desk", "/settings")
+HTML = "text/html; charset=utf-8"
+WRONG = '<p class="problem">Wrong email or password.</p>'
+FORBIDDEN_PAGE = re.compile(
+    r'<div class="forbidden">You do not have access to this page\. Reference: <code>([0-9a-f]{16})</code></div>'
+)
+OOPS_PAGE = re.compile(r'<div class="oops">Something went wrong\. Reference: <code>([0-9a-f]{16})</code></div>')
+
+
+def _login(client: _Client, email: str, password: str | None = None, next_page: str | None = None) -> httpx.Response:
+    """POST /login as the form does; the password the one `_register` gave unless another is named."""
+    form = {"email": email, "password": f"pw-{email}" if password is None else password}
+    return client.post("/login", data=form if next_page is None else {**form, "next": next_page})
+
+
+def _cookie_attributes(answer: httpx.Response) -> set[str]:
+    """The attributes of the one Set-Cookie of `answer` (its value left out), lower-cased."""
+    (header,) = answer.headers.get_list("set-cookie")
+    name, _, rest = header.partition("=")
+    assert name == SESSION_COOKIE
+    return {part.strip().lower() for part in rest.split(";")[1:]}
+
+
+def _assert_page(answer: httpx.Response, status: int) -> str:
+    """The page's HTML, once its status, type and Cache-Control are as every page's must be."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == HTML
+    assert answer.headers["cache-control"] == "no-store"
+    return answer.text
+
+
+def _assert_sent(answer: httpx.Response, location: str) -> None:
+    """A 303 to `location`, not cached."""
+    assert (answer.status_code, answer.headers.get("location")) == (303, location), answer.text
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_the_pages_leave_the_schema_as_it_was(world: World) -> None:
+    paths = set(world.client.get("/openapi.json").json()["paths"])
+    assert paths == {op.split(" ", 1)[1] for op in OPERATIONS}
+    assert paths.isdisjoint(PAGES)
+
+
+def test_the_login_page_is_the_form_carrying_next_escaped() -> None:
+    with _client(create_helpdesk_app()) as client:
+        page = _assert_page(client.get("/login", params={"next": "/settings"}), 200)
+        assert '<form method="post" action="/login">' in page
+        assert '<input id="email" name="email" type="email">' in page
+        assert '<input id="password" name="password" type="password">' in page
+        assert '<input type="hidden" name="next" value="/settings">' in page
+        assert '<button type="submit">Sign in</button>' in page
+        assert WRONG not in page
+        hostile = _assert_page(client.get("/login", params={"next": '/"><script>alert(1)</script>'}), 200)
+        assert "<script>" not in hostile
+        assert '<input type="hidden" name="next" value="/&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;">' in hostile
+        bare = _assert_page(client.get("/login"), 200)
+        assert '<input type="hidden" name="next" value="">' in bare
+
+
+def test_signing_in_on_the_form_opens_a_session_as_post_session_does() -> None:
+    app = create_helpdesk_app(session_lifetime=60.5)
+    with _client(app) as client:
+        _register(client, "east", "admin", "a@x.test")
+        api = client.post("/session", json={"email": "a@x.test", "password": "pw-a@x.test"})
+        form = _login(client, "a@x.test", next_page="/settings")
+        _assert_sent(form, "/settings")
+        attributes = {"httponly", "max-age=61", "path=/", "samesite=lax"}  # 60.5 seconds: Max-Age rounds up
+        assert _cookie_attributes(form) == _cookie_attributes(api) == attributes
+        cookie = form.cookies[SESSION_COOKIE]
+        assert len(cookie) >= 32 and cookie != api.cookies[SESSION_COOKIE]
+        assert client.get("/members", session=cookie).status_code == 200  # the API's own session
+        _assert_sent(_login(client, "a@x.test"), "/desk")  # no next: the desk
+        assert request_counts(app)["POST /login"] == 2
+
+
+def test_a_wrong_or_missing_credential_shows_the_form_again_saying_no_more_and_sets_no_cookie() -> None:
+    with _client(create_helpdesk_app()) as client:
+        _register(client, "east", "admin", "a@x.test")
+        pages = [
+            _login(client, "a@x.test", password="nope", next_page="/settings"),
+            _login(client, "nobody@x.test", password="pw-a@x.test", next_page="/settings"),
+            client.post("/login", data={"email": "a@x.test", "next": "/settings"}),
+            client.post("/login", data={"password": "pw-a@x.test", "next": "/settings"}),
+            client.post("/login", data={"email": "", "password": "", "next": "/settings"}),
+        ]
+        for answer in pages:
+            page = _assert_page(answer, 200)
+            assert "set-cookie" not in answer.headers
+            assert WRONG in page and '<form method="post" action="/login">' in page
+            assert '<input type="hidden" name="next" value="/settings">' in page
+        assert len({answer.text for answer in pages}) == 1  # nothing tells which was wrong
+        empty = client.post("/login", content=b"", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert WRONG in _assert_page(empty, 200) and "set-cookie" not in empty.headers
+
+
+@pytest.mark.parametrize(
+    ("asked", "sent_to"),
+    [
+        ("/settings", "/settings"),
+        ("/desk?tab=open", "/desk?tab=open"),
+        ("//evil.test/x", "/desk"),
+        ("http://evil.test/", "/desk"),
+        ("https://evil.test", "/desk"),
+        ("/\\evil.test", "/desk"),
+        ("javascript:alert(1)", "/desk"),
+        ("settings", "/desk"),
+        ("", "/desk"),
+    ],
+)
+def test_next_is_followed_only_to_a_local_path(asked: str, sent_to: str) -> None:
+    with _client(create_helpdesk_app()) as client:
+        _register(client, "east", "admin", "a@x.test")
+        signed_in = _login(client, "a@x.test", next_page=asked)
+        _assert_sent(signed_in, sent_to)
+        cookie = signed_in.cookies[SESSION_COOKIE]
+        _assert_sent(client.get("/login", params={"next": asked}, session=cookie), sent_to)  # already signed in
+
+
+def test_signed_out_visitors_are_sent_to_sign_in_and_come_back() -> None:
+    now = [1000.0]
+    with _client(create_helpdesk_app(session_lifetime=60, clock=lambda: now[0])) as client:
+        _register(client, "east", "admin", "a@x.test")
+        cookie = _sign_in(client, "a@x.test")
+        for page in ("/desk", "/settings"):
+            for session in (None, "forged", ""):
+                _assert_sent(client.get(page, session=session), f"/login?next={page}")
+            assert client.get(page, session=cookie).status_code == 200
+        now[0] += 61
+        for page in ("/desk", "/settings"):
+            _assert_sent(client.get(page, session=cookie), f"/login?next={page}")  # expired
+        assert _assert_page(client.get("/login", session=cookie), 200).count("<form") == 1  # no longer signed in
+        again = client.browse("GET", "/desk")
+        assert (str(again.url), [r.status_code for r in again.history]) == (f"{BASE}/login?next=/desk", [303])
+        landed = client.browse("POST", "/login", data={"email": "a@x.test", "password": "pw-a@x.test", "next": "/desk"})
+        assert (landed.url.path, [r.status_code for r in landed.history]) == ("/desk", [303])
+        assert '<section id="desk">' in _assert_page(landed, 200)
+
+
+def test_the_desk_shows_the_member_and_its_own_teams_ticket_subjects_escaped(world: World) -> None:
+    c, admin = world.client, world.session("north admin")
+    hostile = "<script>alert('x')</script> & more"
+    assert c.post("/tickets", session=admin, json={"ref": "north-2", "subject": hostile}).status_code == 201
+    assert c.post("/register", json={
+        "team": "west", "email": "<b>w</b>@x.test", "password": "pw-<b>w</b>@x.test", "role": "admin",
+    }).status_code == 201  # fmt: skip
+    for name in ("north admin", "north agent", "north viewer"):
+        page = _assert_page(c.get("/desk", session=world.session(name)), 200)
+        team, role = name.split(" ")
+        assert '<section id="desk">' in page
+        assert team in page and f"{team}-{role}@example.test" in page and role in page
+        assert "north printer jam" in page
+        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in page and "<script>" not in page
+        assert "south" not in page  # another team's tickets (and slug) are not shown
+    south = _assert_page(c.get("/desk", session=world.session("south viewer")), 200)
+    assert "south printer jam" in south and "north" not in south and "alert" not in south
+    west = _assert_page(c.get("/desk", session=_sign_in(c, "<b>w</b>@x.test")), 200)
+    assert "&lt;b&gt;w&lt;/b&gt;@x.test" in west and "<b>" not in west and "printer jam" not in west
+
+
+def test_settings_admit_admins_only_and_refuse_the_others_with_a_reference(world: World) -> None:
+    c = world.client
+    page = _assert_page(c.get("/settings", session=world.session("north admin")), 200)
+    assert '<section id="settings">' in page and "north" in page and "south" not in page
+    references = set()
+    for name in ("north agent", "north viewer", "south agent", "south viewer"):
+        refused = _assert_page(c.get("/settings", session=world.session(name)), 403)
+        found = FORBIDDEN_PAGE.search(refused)
+        assert found is not None, refused
+        assert '<section id="settings">' not in refused
+        references.add(found.group(1))
+    assert len(references) == 4  # a fresh reference every time
+    assert c.get("/settings", session=world.session("south admin")).status_code == 200
+
+
+# --- the planted page flaws ---------------------------------------------------------------------------------------
+
+
+def test_login_cookie_path_scopes_the_cookie_to_the_login_page_so_the_desk_loops() -> None:
+    for flaws, path in ((frozenset(), "/"), (frozenset({"login_cookie_path"}), "/login")):
+        with _client(create_helpdesk_app(flaws=flaws)) as client:
+            _register(client, "east", "admin", "a@x.test")
+            signed_in = _login(client, "a@x.test", next_page="/desk")
+            _assert_sent(signed_in, "/desk")
+            assert f"path={path}" in _cookie_attributes(signed_in)
+            api = client.post("/session", json={"email": "a@x.test", "password": "pw-a@x.test"})
+            assert "path=/" in _cookie_attributes(api)  # POST /session keeps its Path either way
+            form = {"email": "a@x.test", "password": "pw-a@x.test", "next": "/desk"}
+            if not flaws:
+                assert client.browse("POST", "/login", data=form).url.path == "/desk"
+                continue
+            with pytest.raises(httpx.TooManyRedirects):  # /desk -> /login?next=/desk -> /desk -> ...
+                client.browse("POST", "/login", data=form)
+
+
+def test_forbidden_to_login_sends_a_non_admin_to_sign_in_again_and_round() -> None:
+    with _world("forbidden_to_login") as world:
+        c, agent = world.client, world.session("north agent")
+        _assert_sent(c.get("/settings", session=agent), "/login?next=/settings")
+        _assert_sent(c.get("/login", params={"next": "/settings"}, session=agent), "/settings")
+        with pytest.raises(httpx.TooManyRedirects):
+            c.browse("GET", "/settings", session=agent)
+        assert c.get("/settings", session=world.session("north admin")).status_code == 200  # admins unchanged
+    with _world() as world:
+        refused = world.client.browse("GET", "/settings", session=world.session("north agent"))
+        assert (refused.status_code, refused.history) == (403, [])
+
+
+def test_desk_crash_makes_the_desk_the_oops_page_for_signed_in_visitors_only() -> None:
+    with _world("desk_crash") as world:
+        c, viewer = world.client, world.session("north viewer")
+        references = set()
+        for _ in range(2):
+            page = _assert_page(c.get("/desk", session=viewer), 500)
+            found = OOPS_PAGE.search(page)
+            assert found is not None, page
+            assert "Traceback" not in page and "desk_crash" not in page and "{" not in page
+            references.add(found.group(1))
+        assert len(references) == 2
+        _assert_sent(c.get("/desk"), "/login?next=/desk")  # signed out: sent to sign in, as ever
+        assert c.get("/settings", session=world.session("north admin")).status_code == 200
+        assert c.get("/tickets", session=viewer).status_code == 200
+        admin = "north-admin@example.test"
+        landed = c.browse("POST", "/login", data={"email": admin, "password": f"pw-{admin}"})
+        assert (landed.status_code, landed.url.path) == (500, "/desk")
+
+
 # --- the planted flaws --------------------------------------------------------------------------------------------
 
 
@@ -531,6 +777,10 @@ _FLAWED: dict[str, dict[str, tuple[int, Any]]] = {
     "ticket_search_leak": {
         "search north": (200, [_NORTH_TICKET]),
     },
+    # The page flaws change no answer of the API.
+    "login_cookie_path": {},
+    "forbidden_to_login": {},
+    "desk_crash": {},
 }
 
 
