@@ -284,3 +284,11 @@ def test_reopening_with_other_cookies_keeps_the_browser_and_shows_what_they_see(
     assert "Hello ada" in seen.phases[0].text and "Hello bob" in seen.phases[1].text
     assert [n.initiator for n in seen.navigations] == [Initiator.HARNESS, Initiator.HARNESS]
     assert seen.loop is None and seen.verdict is Verdict.LOADED  # the same page twice is no loop
+
+
+def test_reopening_sets_the_identity_providers_cookies_on_its_own_origin(chromium: Browser, site: str) -> None:
+    other = site.replace("127.0.0.1", "localhost")  # another origin: cookies of one are not the other's
+    switch = Reopen((), other + "/me", label="opens the other origin", identity=((other, "who", "eve"),))
+    seen = visit(chromium, site + "/me", cookies={"who": "ada"}, landmarks=LANDMARKS, steps=(switch,))
+    assert "Hello ada" in seen.phases[0].text and "Hello eve" in seen.phases[1].text, seen.phases
+    assert "eve" not in repr(switch)  # cookie values are never shown
