@@ -102,7 +102,7 @@ def _shown(world: World, names: dict[str, str], key: str, phase: Phase) -> list[
     if phase.verdict is not Verdict.LOADED:
         return [f"with {key} active ({phase.label}) the dashboard did not load: {phase.verdict}"]
     problems = []
-    if leaked := sorted(m for m in world.markers(other) if m in phase.text):
+    if leaked := sorted(m for m in world.markers(other) if phase.holds(m)):
         problems.append(f"with {key} active ({phase.label}) the dashboard shows {other}'s {', '.join(leaked[:3])}")
     if names and names[key] not in phase.text:
         problems.append(f"with {key} active ({phase.label}) the dashboard does not name it ({names[key]!r})")

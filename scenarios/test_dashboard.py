@@ -68,14 +68,17 @@ def test_owner_signs_in_on_the_sign_in_form_and_lands_on_the_dashboard(
     browsing: Browsing, world: World, pages: PagesConfig, evidence: Evidence
 ) -> None:
     """Signed out, the owner opens the dashboard, is sent to sign-in, types their login into the target's own
-    form, and lands on the dashboard, which loads: each place once, no loop."""
+    form and is sent on without a loop (wherever the target sends a signed-in visitor); the dashboard, opened
+    again, then loads."""
     owner = world.nth(0).owner
     form = _form(browsing, owner)
     name = "M1 owner signs in on the form"
-    seen = browsing.open(name, pages.dashboard, browsing.signed_out(), browsing.dashboard, (form,))
+    again = browsing.reopen(browsing.signed_out(), pages.dashboard, "opens the dashboard again")
+    seen = browsing.open(name, pages.dashboard, browsing.signed_out(), browsing.dashboard, (form, again))
     if len(seen.phases) < 2:
         _expect(browsing, evidence, name, seen, False, f"no sign-in form ({form.fields[0][0]}) to type into")
-    _expect(browsing, evidence, name, seen, seen.verdict is Verdict.LOADED, "signed in, the dashboard never loaded")
+    good = len(seen.phases) == 3 and seen.phases[1].verdict in ENDINGS and seen.verdict is Verdict.LOADED
+    _expect(browsing, evidence, name, seen, good, "signed in, the dashboard never loaded")
 
 
 @pytest.mark.decides("M1")
@@ -93,9 +96,11 @@ def test_a_wrong_password_stays_on_sign_in_without_a_loop(
     wrong = browsing.form(owner.credentials, wrong=secret)
     assert wrong is not None
     name = "M1 wrong password on the form"
-    seen = browsing.open(name, pages.sign_in, browsing.signed_out(), None, (wrong,))
-    good = len(seen.phases) == 2 and seen.verdict in {Verdict.SIGNED_OUT, Verdict.ERROR_PAGE}
-    _expect(browsing, evidence, name, seen, good, "a wrong password should leave the browser on sign-in")
+    again = browsing.reopen(browsing.signed_out(), pages.dashboard, "opens the dashboard")
+    seen = browsing.open(name, pages.sign_in, browsing.signed_out(), None, (wrong, again))
+    stayed = len(seen.phases) == 3 and seen.phases[1].verdict in {Verdict.SIGNED_OUT, Verdict.ERROR_PAGE}
+    good = stayed and seen.verdict is Verdict.SIGNED_OUT  # and no session came of it: the dashboard sends to sign-in
+    _expect(browsing, evidence, name, seen, good, "a wrong password should leave the browser signed out, on sign-in")
 
 
 def _form(browsing: Browsing, who: Principal) -> Fill:
@@ -103,7 +108,7 @@ def _form(browsing: Browsing, who: Principal) -> Fill:
     if form is None:
         if browsing.pages.sign_in_form is None:
             not_applicable("the config gives no [pages.sign_in_form]")
-        not_applicable(f"{who.name} signs in with Clerk's session, not the target's own form")
+        not_applicable(f"{who.name} does not sign in on the target's own form (a Clerk session, or another login)")
     return form
 
 
@@ -173,7 +178,7 @@ def test_user_without_access_sees_error_page_not_sign_in(
 ) -> None:
     """A signed-in member without access to a page (the dashboard, or the config's denied_page) sees the
     access-denied page, never sign-in. Where the config gives the target's own sign-in form, they sign in on it
-    the way a person does: sent to sign-in, then back to the page."""
+    the way a person does (sent to sign-in, then on), and open the page again if sign-in sent them elsewhere."""
     member = world.nth(0).principal(pages.denied_role) if pages.denied_role else world.nth(0).member_without_role
     assert member is not None, world.incomplete()
     page = pages.denied_page or pages.dashboard
@@ -183,11 +188,12 @@ def test_user_without_access_sees_error_page_not_sign_in(
         seen = browsing.open(name, page, browsing.jar(member.credentials), None)
         sent = [n for n in seen.navigations if n.path == pages.sign_in]
     else:
-        seen = browsing.open(name, page, browsing.signed_out(), None, (form,))
+        again = browsing.reopen(browsing.signed_out(), page, f"opens {page} again")  # wherever sign-in sent them
+        seen = browsing.open(name, page, browsing.signed_out(), None, (form, again))
         signed_in_at = seen.phases[1].at_ms if len(seen.phases) > 1 else float("inf")
         after = [n for n in seen.navigations if n.at_ms >= signed_in_at][1:]  # past the form's own submission
         sent = [n for n in after if n.path == pages.sign_in]
-    good = seen.verdict is Verdict.ERROR_PAGE and not sent and (form is None or len(seen.phases) == 2)
+    good = seen.verdict is Verdict.ERROR_PAGE and not sent and (form is None or len(seen.phases) == 3)
     why = f"sent to {pages.sign_in} {len(sent)} time(s)" if sent else "no access-denied page"
     _expect(browsing, evidence, name, seen, good, why)
 

@@ -51,6 +51,7 @@ TICK_MS = 50
 MAX_RECORDED = 50  # console errors and failed requests kept per visit
 STEP_TIMEOUT_MS = 2000  # typing into a field or pressing a button
 MAX_TEXT = 100_000  # characters of a page's text kept per phase
+MAX_HTML = 1_000_000  # characters of its whole document kept, to look for what it must not hold
 
 
 @dataclass(frozen=True)
@@ -377,7 +378,9 @@ class _Stretch:
             now = recorder.now()
             last_nav = navigations[-1].at_ms if navigations else self.started_ms
             last_load = recorder.loads[-1] if recorder.loads else None
-            loaded = (last_load is not None and last_load >= last_nav) or self.error is not None
+            # A step that navigated nowhere (a form answered by script, in place) leaves the page as it was loaded.
+            stayed = not navigations and last_load is not None
+            loaded = (last_load is not None and last_load >= last_nav) or stayed or self.error is not None
             quiet = now - max(last_nav, last_load or 0.0)
             if loaded and quiet >= QUIET_MS:
                 self.visible = _visible(page, named)
@@ -412,13 +415,21 @@ class _Stretch:
                 settled=self.settled,
             )
         )
-        return Phase(self.label, self.started_ms, verdict, page.url, self.visible, _text(page))
+        return Phase(self.label, self.started_ms, verdict, page.url, self.visible, _text(page), _html(page))
 
 
 def _text(page: Page) -> str:
     """The page's visible text, as far as `MAX_TEXT` characters ("" when there is no page to read)."""
     try:
         return page.inner_text("body", timeout=STEP_TIMEOUT_MS)[:MAX_TEXT]
+    except Error:
+        return ""
+
+
+def _html(page: Page) -> str:
+    """The page's whole document as it stands (scripts' data and hidden elements too), as far as `MAX_HTML`."""
+    try:
+        return page.content()[:MAX_HTML]
     except Error:
         return ""
 

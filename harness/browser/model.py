@@ -141,7 +141,12 @@ class Phase:
     verdict: Verdict
     final_url: str
     landmarks: tuple[str, ...]
-    text: str = field(repr=False)
+    text: str = field(repr=False)  # what a person reads
+    html: str = field(default="", repr=False)  # the whole document: script data and hidden elements too
+
+    def holds(self, fragment: str) -> bool:
+        """Whether the page held `fragment`, shown or not."""
+        return fragment in self.text or fragment in self.html
 
 
 @dataclass(frozen=True)

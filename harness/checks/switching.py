@@ -4,7 +4,8 @@ A fresh Clerk user is added to both organisations by their owners (through the t
 admin role, so that nothing is refused for want of a permission). One session (`sid`) then switches its active
 organisation org1 -> org2 -> org1, as Clerk's `setActive` does: each time, who-am-I must name the active one, its
 records must be readable and the other's must not. An app that remembers a session's organisation, or caches it
-by user, is caught by the first switch.
+by user, is caught by the first switch. The user stays a member of both afterwards (a target's API may offer no way
+to remove one); it is nobody the other scenarios know of, and its records are none.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def member_of_both(
     """A new user added to org1 and org2 by their owners; None (with the reason in `judged`) when the target
     cannot have one or an owner could not add them."""
     members, admin = target.config.members, target.config.admin_role
-    orgs = [world.orgs.get(key) for key in ("org1", "org2")]
+    orgs = [world.orgs.get(key) for key in SWITCHES[:2]]
     claims = [_claim(org) for org in orgs]
     if members is None or admin is None:
         judged.cannot_apply("the config has no [members]: nobody can be added to a second organisation")
@@ -122,15 +123,19 @@ def _turn(
     before = len(judged.findings)
     me = caller.call("GET", identity.me, headers=session.headers())
     operation = f"GET {identity.me}"
-    if not judged.unanswered(me, operation, caller.name):
+    if active.id is None:  # the world never learnt it: who-am-I cannot be held to it
+        judged.not_exercised(operation, caller.name, f"{key}'s own id is unknown: {world.incomplete()}")
+    elif not judged.unanswered(me, operation, caller.name):
         named = id_text(lookup(me.json(), identity.org_id)) if me.ok else None
         if named != active.id:
             detail = f"with {key} active it answered {me.status} naming organisation {named!r}, not {active.id!r}"
             judged.find(wrong, operation, caller.name, detail, me)
+    answered = 0
     for canary in active.canaries:
         seen = caller.call("GET", canary.read_path, headers=session.headers())
         if judged.unanswered(seen, f"GET {canary.read_path}", caller.name):
             continue
+        answered += 1
         if not seen.ok or canary.marker not in seen.text:
             detail = f"its own {canary.resource} record {canary.id} answered {seen.status} with {key} active"
             judged.find(wrong, f"GET {canary.read_path}", caller.name, detail, seen)
@@ -138,12 +143,14 @@ def _turn(
         seen = caller.call("GET", canary.read_path, headers=session.headers())
         if judged.unanswered(seen, f"GET {canary.read_path}", caller.name):
             continue
+        answered += 1
         if seen.ok or canary.marker in seen.text:
             kind = FindingKind.CROSS_ORG_READ if seen.ok else FindingKind.FOREIGN_MARKER
             detail = f"{other.key}'s {canary.resource} record {canary.id} answered {seen.status} with {key} active"
             judged.find(kind, f"GET {canary.read_path}", caller.name, detail, seen)
     found = len(judged.findings) - before
     judged.add(
-        f"{label}: {operation} {me.status}; read {len(active.canaries)} of its records and {len(other.canaries)} of "
-        f"{other.key}'s: " + (f"{found} finding(s)" if found else "it named the active one and saw only its own")
+        f"{label}: {operation} {me.status}; {answered} of {len(active.canaries) + len(other.canaries)} reads of its "
+        f"records and {other.key}'s answered: "
+        + (f"{found} finding(s)" if found else "it named the active one and saw only its own")
     )

@@ -113,13 +113,14 @@ class TargetConfig(Section):
             raise FieldProblem(
                 ("pages", "sign_in_form"), "types a principal's login body in, but no [[principals]] has a login"
             )
-        for n, login in logins:
-            missing = sorted(set(form.fields.values()) - login.body.keys())
-            if missing:
-                raise FieldProblem(
-                    ("pages", "sign_in_form", "fields"),
-                    f"types {', '.join(missing)}, which principal {self.principals[n].name!r}'s login body lacks",
-                )
+        typed = set(form.fields.values())
+        if not any(typed <= login.body.keys() for _, login in logins):  # the others sign in by their cookies alone
+            n, login = logins[0]
+            missing = ", ".join(sorted(typed - login.body.keys()))
+            raise FieldProblem(
+                ("pages", "sign_in_form", "fields"),
+                f"types {missing}, which no principal's login body has (principal {self.principals[n].name!r}'s lacks)",
+            )
 
     def _clerk_world_needs(self) -> None:
         if self.principals:

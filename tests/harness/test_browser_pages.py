@@ -39,6 +39,12 @@ PAGES = {
     "/bare": (200, "<p>no landmark here</p>"),
     "/form": (200, FORM),
     "/form-half": (200, '<form method="post" action="/form"><input id="user" name="user"><button>Go</button></form>'),
+    "/form-script": (  # answered in place, by script: no navigation follows the submit
+        200,
+        '<form id="f"><input id="user"><input id="pass" type="password"><button type="submit">Sign in</button></form>'
+        '<p id="said"></p><script>document.getElementById("f").addEventListener("submit", (e) => {'
+        'e.preventDefault(); document.getElementById("said").textContent = "Wrong password"; })</script>',
+    ),
     "/busy": (
         200,
         '<p>busy</p><script>setInterval(() => history.replaceState(null, "", "?" + Date.now()), 50)</script>',
@@ -292,3 +298,16 @@ def test_reopening_sets_the_identity_providers_cookies_on_its_own_origin(chromiu
     seen = visit(chromium, site + "/me", cookies={"who": "ada"}, landmarks=LANDMARKS, steps=(switch,))
     assert "Hello ada" in seen.phases[0].text and "Hello eve" in seen.phases[1].text, seen.phases
     assert "eve" not in repr(switch)  # cookie values are never shown
+
+
+def test_a_form_answered_in_place_by_script_settles_on_what_it_shows(chromium: Browser, site: str) -> None:
+    landmarks = Landmarks(LANDMARKS.expected, {}, "/form-script")
+    seen = visit(chromium, site + "/form-script", cookies={}, landmarks=landmarks, steps=(SIGN_IN,), timeout_ms=5000)
+    assert [p.verdict for p in seen.phases] == [Verdict.LOADED, Verdict.SIGNED_OUT], seen.phases  # form shown, then
+    assert "Wrong password" in seen.phases[-1].text and len(seen.navigations) == 1  # settled, not stuck
+
+
+def test_a_phase_holds_what_its_document_hides(chromium: Browser, site: str) -> None:
+    seen = visit(chromium, site + "/form-script", cookies={}, landmarks=LANDMARKS, timeout_ms=3000)
+    phase = seen.phases[0]
+    assert "preventDefault" not in phase.text and phase.holds("preventDefault")  # script source, never shown

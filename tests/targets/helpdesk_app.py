@@ -60,8 +60,8 @@ Planted flaws, each switched on by its name in `flaws`
 * `ticket_team_reassign`: `PATCH /tickets/{ref}` honours a `team` in the body, moving the ticket into that team.
 * `ticket_search_leak`: `GET /tickets?q=` searches every team's tickets (without `q` the list stays the team's).
 
-The page flaws (`PAGE_FLAWS`) change no answer of the API, so they are not among `PRACTICE`'s flaws, whose run
-opens no page; a browser sees them:
+The page flaws (`PAGE_FLAWS`, switches `FLAWS` accepts like the others) change no answer of the API, so they are
+not among `PRACTICE`'s flaws, whose API-only run opens no page; a browser sees them (tests/test_helpdesk_pages.py):
 
 * `login_cookie_path`: `POST /login` sets the cookie with `Path=/login`, not `/`: `/desk` never sees it, so a
   signed-in visitor goes round `/desk` -> `/login?next=/desk` -> `/desk` (303s, a redirect loop).

@@ -219,7 +219,8 @@ def _form(fields: dict[str, str], body: dict[str, str]) -> Any:
         ),
         (
             _form(fields={"#email": "email", "#password": "password"}, body={"email": "v@example.test"}),
-            "[pages.sign_in_form] fields: types password, which principal 'north viewer''s login body lacks",
+            "[pages.sign_in_form] fields: types password, which no principal's login body has (principal 'north "
+            "viewer''s lacks)",
         ),
     ],
 )
