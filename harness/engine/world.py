@@ -60,7 +60,7 @@ class ClerkCredentials:
     sid: str | None = None  # one session across switches of the active organisation; None: a new one each time
 
     def mint(self) -> SessionToken:
-        """A fresh session token of this session."""
+        """A newly minted Clerk token for this user and organisation (under `sid` when one is set)."""
         return self.issuer.mint(self.sub, org=self.org, sid=self.sid)
 
     def headers(self) -> dict[str, str]:

@@ -127,7 +127,7 @@ def test_a_session_remembered_by_its_id_is_caught_at_the_first_switch(tmp_path: 
     assert "naming organisation '1', not '2'" in stale.detail
 
 
-def test_without_members_or_a_second_organisation_it_decides_nothing(tmp_path: Path, issuer: Issuer) -> None:
+def test_without_a_second_clerk_organisation_it_decides_nothing(tmp_path: Path, issuer: Issuer) -> None:
     board = Switchboard(issuer)
     world = _world(issuer, board)
     target = fake_clerk_target(tmp_path, issuer)
