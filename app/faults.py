@@ -122,6 +122,14 @@ class Fault(StrEnum):
     DELETED_USER_ACCEPTED = "deleted_user_accepted"
     """`user.deleted` is recorded and then ignored: a deleted user's session is served again, and provisions them."""
 
+    PROVISION_NOT_TRANSACTIONAL = "provision_not_transactional"
+    """A first login commits as it goes (the user, then the organisation): a failure before the role grant leaves
+    a user and an organisation without a member, and the user's next login is refused by their own workspace."""
+
+    PROVISION_RACE = "provision_race"
+    """A first login looks the user up, finds nothing and inserts, with no unique constraint behind it: racing
+    first requests of one user make several users and Personal Workspaces, and later logins fail on them."""
+
 
 def parse_faults(raw: str | Iterable[str]) -> frozenset[Fault]:
     """`"a,b"` (or an iterable of names) -> the set of faults; an unknown name raises ValueError naming it."""

@@ -26,6 +26,7 @@ from app.auth.identity import (
     DeletedUser,
     Identity,
     OrgRef,
+    Provisioning,
     UserDeleted,
     delete_user,
     ensure_user,
@@ -34,7 +35,7 @@ from app.auth.identity import (
 )
 from app.auth.policy import PolicyEngine, Principal
 from app.auth.token import InvalidToken, OrgClaim, SessionClaims, TokenVerifier, plain_id
-from app.config import Settings
+from app.config import AppMode, Settings
 from app.db import Database
 from app.errors import ApiError
 from app.faults import Fault
@@ -76,22 +77,23 @@ class Services:
 
     # --- identity -------------------------------------------------------------------------------------
 
-    def identity(self, session: Session, claims: SessionClaims) -> Identity:
+    def identity(self, session: Session, claims: SessionClaims, *, fail_requested: bool = False) -> Identity:
         """Resolve (or provision) the caller; raises NotAMember, or InvalidToken(`user_deleted`) for a user
-        deleted at Clerk: their session token is still validly signed, and must open nothing."""
+        deleted at Clerk: their session token is still validly signed, and must open nothing. `fail_requested`:
+        the request asked the test-mode hook to break its provisioning midway (honoured in test mode only)."""
         if self.has(Fault.ACTIVE_ORG_CACHED_PER_SESSION) and claims.session_id is not None:
             claims = replace(claims, org=self.sessions_seen.setdefault(claims.session_id, claims.org))
-        first_role = FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE
-        trusted = self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP)
+        how = Provisioning(
+            first_user_role=FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE,
+            trust_org_claim=self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP),
+            accept_deleted=self._deleted_ok,
+            commit_as_it_goes=self.has(Fault.PROVISION_NOT_TRANSACTIONAL),
+            racy=self.has(Fault.PROVISION_RACE),
+            fail_midway=self.settings.app_mode is AppMode.TEST
+            and (fail_requested or claims.subject in self.settings.app_provisioning_fails_for),
+        )
         try:
-            return resolve_identity(
-                session,
-                claims,
-                first_user_role=first_role,
-                trust_org_claim=trusted,
-                accept_deleted=self._deleted_ok,
-                fail_midway=claims.subject in self.settings.app_provisioning_fails_for,
-            )
+            return resolve_identity(session, claims, how)
         except UserDeleted:
             raise InvalidToken("user_deleted") from None
 
@@ -109,7 +111,7 @@ class Services:
 
     def ensure_member_user(self, session: Session, external_id: str) -> uuid.UUID:
         """The system user an admin adds by Clerk id (created on first sight); UserDeleted for a deleted one."""
-        return ensure_user(session, external_id, accept_deleted=self._deleted_ok)
+        return ensure_user(session, external_id, accept_deleted=self._deleted_ok, racy=self.has(Fault.PROVISION_RACE))
 
     def is_deleted(self, session: Session, external_id: str) -> bool:
         """Whether a Clerk user id was deleted at Clerk (never, with the `deleted_user_accepted` fault)."""

@@ -1,16 +1,20 @@
-"""M2 and O1: a brand-new user's first request provisions them, with the right role, without errors."""
+"""M2, O1 and I1: a brand-new user's first request provisions them, once, whole, with the right role, without
+errors."""
 
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import pytest
 
+from harness.checks.provisioning import first_logins
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.config.model import IdentityConfig
+from harness.database.footprint import rows_naming
 from harness.engine.exchange import Caller, Exchange, leaks_in, lookup
 from harness.engine.guard import GuardedTransport
-from harness.report.evidence import Evidence
+from harness.report.evidence import Evidence, conclude
 from harness.target.running import Target
 
 
@@ -89,3 +93,17 @@ def test_first_login_with_clerk_ids_resolves_roles(
                     problems.append(f"identity not resolved for {sub}: {seen.line()}")
     assert not problems, "; ".join(problems)
     evidence.add("two first logins with Clerk-shaped ids resolved identity and roles; no 5xx, no SQL text")
+
+
+@pytest.mark.decides("I1")
+def test_first_logins_provision_once_and_whole(
+    target: Target, issuer: Issuer, harness_seed: int, evidence: Evidence, transport: GuardedTransport
+) -> None:
+    """Racing first requests of one new user make exactly one user, one organisation and one admin grant, every
+    answer 2xx; a first login failing midway leaves nothing, and the next one provisions cleanly."""
+    rng = random.Random(f"I1-{harness_seed}")
+    url = target.database_url
+    footprint = partial(rows_naming, url) if url else None
+    if footprint is None:
+        evidence.add("the harness may not read the target's database: judged through the API alone")
+    conclude(first_logins(target, issuer, rng, transport, footprint), evidence)

@@ -168,6 +168,22 @@ ROWS = [
         "a session naming another organisation joins it",
         "authentication or fuzz",
     ),
+    Row(
+        "provision_not_transactional",
+        frozenset({"I1"}),
+        frozenset(),
+        "a first login commits as it goes: torn midway, it leaves a user whose own workspace refuses them",
+        "first_logins",
+        ("a first login that failed midway (500) left sys_external_identity 1", "the next one answered 403"),
+    ),
+    Row(
+        "provision_race",
+        frozenset({"I1"}),
+        frozenset(),
+        "check-then-insert without constraints: racing first requests make several users of one",
+        "first_logins",
+        "the race left",  # more rows than a first login alone leaves
+    ),
 ]
 FUZZ_CASES = "4"  # fewer generated cases than a real run: each fault shows on the first
 

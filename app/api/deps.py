@@ -29,6 +29,8 @@ from app.services import Services
 
 __all__ = [
     "ORG_HEADER",
+    "PROVISIONING_FAILURE_HEADER",
+    "PROVISIONING_FAILURE_POINT",
     "ClaimsDep",
     "ContactsDeleter",
     "ContactsReader",
@@ -59,6 +61,10 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 64 * 1024
 ORG_HEADER = "X-Org-Id"
+# The test-mode hook of check I1: a first login sent with this header fails between its organisation insert and
+# its role grant, as if the database went away (ignored unless APP_MODE=test).
+PROVISIONING_FAILURE_HEADER = "X-Test-Provisioning-Fails"
+PROVISIONING_FAILURE_POINT = "after-organisation"
 
 
 def get_services(request: Request) -> Services:
@@ -104,9 +110,10 @@ def get_claims(
 ClaimsDep = Annotated[SessionClaims, Depends(get_claims)]
 
 
-def get_identity(claims: ClaimsDep, session: SessionDep, services: ServicesDep) -> Identity:
+def get_identity(request: Request, claims: ClaimsDep, session: SessionDep, services: ServicesDep) -> Identity:
     """Layer 2: the caller's user and active organisation (provisioned on a first login), or 403."""
-    return services.identity(session, claims)
+    failing = request.headers.get(PROVISIONING_FAILURE_HEADER) == PROVISIONING_FAILURE_POINT
+    return services.identity(session, claims, fail_requested=failing)
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]

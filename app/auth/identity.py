@@ -19,6 +19,7 @@ first (`_hold_live`), so a deletion either removes that membership or refuses th
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,11 +37,13 @@ from app.models import CLERK, ExternalIdentity, Membership, Organisation, Role, 
 __all__ = [
     "ADMIN_ROLE",
     "FIRST_USER_FALLBACK_ROLE",
+    "HEALTHY",
     "PERSONAL_WORKSPACE",
     "DeletedUser",
     "Identity",
     "NotAMember",
     "OrgRef",
+    "Provisioning",
     "UserDeleted",
     "database_breaks",
     "delete_user",
@@ -51,6 +54,9 @@ __all__ = [
 ]
 
 PERSONAL_WORKSPACE = "Personal Workspace"
+# The `provision_race` bug's gap between finding no user and inserting one: in its day, the user's profile was
+# fetched from Clerk's API there, a network round trip during which every racing request looks and finds nothing.
+RACY_GAP_SECONDS = 0.05
 ADMIN_ROLE = "Admin"
 FIRST_USER_FALLBACK_ROLE = "Member"  # what the `first_user_not_admin` fault hands out instead
 
@@ -91,31 +97,37 @@ class DeletedUser:
 
 def database_breaks() -> OperationalError:
     """The error of a database that goes away mid-transaction (SQLSTATE 57P01), as SQLAlchemy raises it: what
-    `APP_PROVISIONING_FAILS_FOR` (test mode only) makes provisioning fail with."""
+    the test-mode hook makes provisioning fail with."""
     lost = pg_errors.AdminShutdown("terminating connection due to administrator command")
     return OperationalError("INSERT INTO org_organisation ...", None, lost)
 
 
-def resolve_identity(
-    session: Session,
-    claims: SessionClaims,
-    *,
-    first_user_role: str = ADMIN_ROLE,
-    trust_org_claim: bool = False,
-    accept_deleted: bool = False,
-    fail_midway: bool = False,
-) -> Identity:
+@dataclass(frozen=True)
+class Provisioning:
+    """How a first login provisions: the healthy way by default; each other value is a fault switch or the test hook.
+
+    `first_user_role`, `trust_org_claim` and `accept_deleted` bring back `first_user_not_admin`,
+    `org_claim_trusted_without_membership` and `deleted_user_accepted`; `commit_as_it_goes` and `racy` bring back
+    `provision_not_transactional` and `provision_race`. `fail_midway` breaks the database once the organisation is
+    written and before its first member and role grant are (the test-mode hook): nothing of it may remain.
+    """
+
+    first_user_role: str = ADMIN_ROLE
+    trust_org_claim: bool = False
+    accept_deleted: bool = False
+    commit_as_it_goes: bool = False
+    racy: bool = False
+    fail_midway: bool = False
+
+
+HEALTHY = Provisioning()
+
+
+def resolve_identity(session: Session, claims: SessionClaims, how: Provisioning = HEALTHY) -> Identity:
     """Resolve (provisioning on a first login) and commit; raise NotAMember when the org is not the user's,
     UserDeleted (nothing written) when the user was deleted at Clerk."""
     try:
-        identity = provision(
-            session,
-            claims,
-            first_user_role=first_user_role,
-            trust_org_claim=trust_org_claim,
-            accept_deleted=accept_deleted,
-            fail_midway=fail_midway,
-        )
+        identity = provision(session, claims, how)
     except NotAMember:
         # Whatever was provisioned before the refusal (the user) is still a consistent whole: keep it.
         session.commit()
@@ -124,47 +136,48 @@ def resolve_identity(
     return identity
 
 
-def provision(
-    session: Session,
-    claims: SessionClaims,
-    *,
-    first_user_role: str = ADMIN_ROLE,
-    trust_org_claim: bool = False,
-    accept_deleted: bool = False,
-    fail_midway: bool = False,
-) -> Identity:
-    """Resolve the caller within the current transaction, creating what a first login needs; no commit.
-    (`trust_org_claim` and `accept_deleted` are the fault switches `org_claim_trusted_without_membership` and
-    `deleted_user_accepted`: the historical bugs, on purpose. `fail_midway` breaks the database once the user is
-    written and before their organisation is, as `APP_PROVISIONING_FAILS_FOR` asks: nothing of it may remain.)"""
-    user_id = ensure_user(session, claims.subject, accept_deleted=accept_deleted)
-    if fail_midway:
-        raise database_breaks()
-    tenancy.bind_user(session, user_id)
+def provision(session: Session, claims: SessionClaims, how: Provisioning = HEALTHY) -> Identity:
+    """Resolve the caller within the current transaction, creating what a first login needs; no commit (unless
+    `how` is the `provision_not_transactional` fault, which commits each step)."""
+    user_id = ensure_user(session, claims.subject, accept_deleted=how.accept_deleted, racy=how.racy)
+    _step_done(session, user_id, how)
     if claims.org is not None:
         org, created = _claimed_organisation(session, claims.org)
     else:
         oldest = _oldest_membership(session, user_id)
         if oldest is not None:
             return Identity(user_id=user_id, external_id=claims.subject, organisation=oldest)
-        org, created = _personal_workspace(session, user_id)
+        org, created = _personal_workspace(session, user_id, racy=how.racy)
+    _step_done(session, user_id, how)
+    if how.fail_midway:
+        raise database_breaks()
     if created:
-        _hold_live(session, claims.subject, accept_deleted=accept_deleted)
-        _add_first_member(session, org.id, user_id, first_user_role)
+        _hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
+        _add_first_member(session, org.id, user_id, how.first_user_role)
     elif not _is_member(session, org.id, user_id):
-        if not trust_org_claim:
+        if not how.trust_org_claim:
             raise NotAMember(str(org.id))
-        _hold_live(session, claims.subject, accept_deleted=accept_deleted)
+        _hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
         _add_first_member(session, org.id, user_id, ADMIN_ROLE)  # the claim believed, membership and role made up
     return Identity(user_id=user_id, external_id=claims.subject, organisation=org)
 
 
-def ensure_user(session: Session, external_id: str, *, accept_deleted: bool = False) -> uuid.UUID:
+def _step_done(session: Session, user_id: uuid.UUID, how: Provisioning) -> None:
+    """Between two steps of a first login: nothing, in one transaction; a commit, with `provision_not_transactional`."""
+    if how.commit_as_it_goes:
+        session.commit()  # the bug: what was written so far stays, whatever happens next
+    tenancy.bind_user(session, user_id)  # the user's own rows are readable in this (or the new) transaction
+
+
+def ensure_user(session: Session, external_id: str, *, accept_deleted: bool = False, racy: bool = False) -> uuid.UUID:
     """The system user of a Clerk user id, created (with its identity row) if this is the first sight of it;
     raise UserDeleted if the id was deleted at Clerk (unless `accept_deleted`, the fault)."""
     found = _identity_of(session, external_id)
     if found is not None:
         return _live(found, accept_deleted=accept_deleted)
+    if racy:  # the `provision_race` bug: looked up, not found, inserted; nothing stops a racing request doing the same
+        time.sleep(RACY_GAP_SECONDS)
+        return _insert_identity(session, external_id)
     created = _create_identity(session, external_id, deleted=False)
     if created is not None:
         return created
@@ -268,6 +281,13 @@ def _create_identity(session: Session, external_id: str, *, deleted: bool) -> uu
     return candidate
 
 
+def _insert_identity(session: Session, external_id: str) -> uuid.UUID:
+    candidate = uuid.uuid4()
+    session.execute(insert(User).values(id=candidate))
+    session.execute(insert(ExternalIdentity).values(provider=CLERK, external_id=external_id, user_id=candidate))
+    return candidate
+
+
 def _leave_every_organisation(session: Session, user_id: uuid.UUID) -> int:
     # The user's memberships are read through `own_rows`; each is removed while acting for its organisation,
     # which is all row-level security lets a write reach. Their roles go first (the key would cascade them too).
@@ -307,7 +327,14 @@ def _claimed_organisation(session: Session, claim: OrgClaim) -> tuple[OrgRef, bo
     return OrgRef(id=org.id, external_id=org.external_id, name=org.name), False
 
 
-def _personal_workspace(session: Session, user_id: uuid.UUID) -> tuple[OrgRef, bool]:
+def _personal_workspace(session: Session, user_id: uuid.UUID, *, racy: bool = False) -> tuple[OrgRef, bool]:
+    if racy:  # the `provision_race` bug: check, then insert, without the constraint that makes it safe
+        found = session.scalar(select(Organisation.id).where(Organisation.personal_owner_id == user_id).limit(1))
+        if found is not None:
+            return OrgRef(id=found, external_id=None, name=PERSONAL_WORKSPACE), False
+        created = uuid.uuid4()
+        session.execute(insert(Organisation).values(id=created, name=PERSONAL_WORKSPACE, personal_owner_id=user_id))
+        return OrgRef(id=created, external_id=None, name=PERSONAL_WORKSPACE), True
     created_id = session.scalar(
         insert(Organisation)
         .values(id=uuid.uuid4(), name=PERSONAL_WORKSPACE, personal_owner_id=user_id)

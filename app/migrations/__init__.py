@@ -1,7 +1,7 @@
 """Schema migrations (Alembic), configured in code: no alembic.ini.
 
 `upgrade(database_url, app_role=..., faults=...)` brings a database to the newest revision and grants the
-app role (`app.migrations.roles`) what it may do. The `skip_role_seed` and `no_rls` faults reach the
+app role (`app.migrations.roles`) what it may do. The `skip_role_seed`, `no_rls` and `provision_race` faults reach the
 revisions through `Config.attributes`, never through the environment.
 """
 
@@ -32,6 +32,7 @@ def alembic_config(
     config.attributes["app_role"] = app_role
     config.attributes["skip_role_seed"] = Fault.SKIP_ROLE_SEED in faults
     config.attributes["no_rls"] = Fault.NO_RLS in faults
+    config.attributes["provision_race"] = Fault.PROVISION_RACE in faults
     return config
 
 

@@ -36,6 +36,11 @@ CATALOGUE: tuple[Check, ...] = (
         "Multi-tenancy schema complete: every business table has org_id -> org_organisation and RLS forced",
         "factor",
     ),
+    Check(
+        "I1",
+        "Is auto-provisioning transactional: racing first requests make one user, a failure midway leaves nothing?",
+        "investigation",
+    ),
     Check("I3", "Does org scoping hold on every operation without breaking the existing queries?", "investigation"),
 )
 

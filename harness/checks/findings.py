@@ -43,6 +43,9 @@ class FindingKind(StrEnum):
     MASS_ASSIGNMENT = "MassAssignment"  # a privileged field sent in a body took effect
     PRIVILEGE_ESCALATION = "PrivilegeEscalation"  # a refusal turned into a success after the principal's own write
     STALE_ACTIVE_ORG = "StaleActiveOrg"  # after a switch of the active organisation, the session acted in another one
+    # provisioning (I1)
+    PROVISIONING_RACE = "ProvisioningRace"  # racing first requests of one user failed, or made more than one of it
+    HALF_PROVISIONED = "HalfProvisioned"  # a first login that failed midway left rows behind, or locked the user out
     # authentication (C1)
     VALID_TOKEN_REFUSED = "ValidTokenRefused"  # noqa: S105 (a kind, not a secret): a session token of a valid shape was refused: a lockout
     FORGERY_ACCEPTED = "ForgeryAccepted"  # a forged, stale or malformed token was let in
@@ -88,6 +91,8 @@ _SEVERITY = {
     FindingKind.FORGERY_PROVISIONED: Severity.HIGH,
     FindingKind.FOREIGN_ORG_SESSION: Severity.CRITICAL,
     FindingKind.STALE_ACTIVE_ORG: Severity.HIGH,
+    FindingKind.PROVISIONING_RACE: Severity.HIGH,
+    FindingKind.HALF_PROVISIONED: Severity.HIGH,
     FindingKind.DELETED_USER_ACCEPTED: Severity.CRITICAL,
     FindingKind.FORGED_WEBHOOK_ACCEPTED: Severity.CRITICAL,
     FindingKind.ROLE_CLAIM_TRUSTED: Severity.CRITICAL,

@@ -46,6 +46,7 @@ __all__ = [
     "MembersConfig",
     "PagesConfig",
     "PrincipalConfig",
+    "ProvisioningConfig",
     "RolesConfig",
     "Section",
     "SetupRequest",
@@ -57,7 +58,7 @@ __all__ = [
 
 DEFAULT_ISSUER = "https://iam-harness-12.clerk.accounts.dev"  # a development instance, by Clerk's key builder
 # The catalogue's check ids (harness.checks.catalogue, a layer above this one; a test keeps the two equal).
-KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O6", "C1", "C2", "I3")
+KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O6", "C1", "C2", "I1", "I3")
 # Default deny and tenant isolation are what the harness is for: no target may opt out of them.
 NEVER_NOT_APPLICABLE = ("M3", "M4")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -486,6 +487,19 @@ class DatabaseConfig(Section):
     org_table: Text
     org_column: Text
     url: Text | None = None  # None: the embedded target's own database, or none for a remote target
+
+
+class ProvisioningConfig(Section):
+    """`[provisioning]`: how check I1 races a new user's first requests, and how it makes one fail midway."""
+
+    racers: Annotated[StrictInt, Field(ge=2, le=200)] = Field(
+        default=50, description="first requests of one new user, released together"
+    )
+    fail_midway: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="headers that make the target fail a first login between creating the organisation and "
+        "granting its role (a test-mode hook); none: whether a failure leaves a half-made user is not known",
+    )
 
 
 class WebhooksConfig(Section):

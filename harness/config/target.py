@@ -23,6 +23,7 @@ from harness.config.sections import (
     MembersConfig,
     PagesConfig,
     PrincipalConfig,
+    ProvisioningConfig,
     RolesConfig,
     Section,
     SetupRequest,
@@ -43,6 +44,7 @@ class TargetConfig(Section):
     identity: IdentityConfig | None = None
     roles: RolesConfig = RolesConfig()
     members: MembersConfig | None = None
+    provisioning: ProvisioningConfig = ProvisioningConfig()
     setup: tuple[SetupRequest, ...] = Field(default=(), description="[[setup]]: sent in order before the world")
     principals: tuple[PrincipalConfig, ...] = ()
     canaries: Annotated[tuple[CanaryConfig, ...], Field(min_length=1)]

@@ -142,3 +142,77 @@ def test_provisioning_rolled_back_leaves_nothing(database: Database, database_ur
         session.rollback()
     after = counts(database_url, claims.subject)
     assert (after["identities"], after["all_users"], after["all_orgs"]) == (0, 0, 0)
+
+
+FAIL_MIDWAY = {"X-Test-Provisioning-Fails": "after-organisation"}
+
+
+def _racing_logins(client: TestClient, headers: dict[str, str], n: int) -> list[tuple[int, str | None]]:
+    """`n` first requests of one user, released together: each one's status and the user id it names."""
+    barrier = threading.Barrier(n)
+
+    def login() -> tuple[int, str | None]:
+        barrier.wait(timeout=30)
+        got = client.get("/api/me", headers=headers)
+        return got.status_code, got.json().get("user", {}).get("id") if got.status_code == 200 else None
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(lambda _: login(), range(n)))
+
+
+def test_the_failure_hook_breaks_a_first_login_midway_and_leaves_nothing(
+    client: TestClient, minter: Minter, shared_database_url: str
+) -> None:
+    """The test-mode hook fails the login after its organisation insert; the rollback takes all of it back, and
+    the next login provisions cleanly."""
+    sub = clerk_id("user")
+    failed = client.get("/api/me", headers={**minter.headers(sub), **FAIL_MIDWAY})
+    assert failed.status_code == 500, failed.text
+    assert "INSERT" not in failed.text
+    left = counts(shared_database_url, sub)
+    assert (left["identities"], left["workspaces"]) == (0, 0)
+    assert sign_in(client, minter, sub=sub).me["roles"] == ["Admin"]
+    after = counts(shared_database_url, sub)
+    assert (after["identities"], after["users"], after["workspaces"], after["memberships"], after["roles"]) == (
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
+
+
+def test_the_failure_hook_is_ignored_outside_test_mode(make_client: Callable[..., TestClient], minter: Minter) -> None:
+    client = make_client(app_mode="production")
+    got = client.get("/api/me", headers={**minter.headers(clerk_id("user")), **FAIL_MIDWAY})
+    assert got.status_code == 200, got.text
+    assert got.json()["roles"] == ["Admin"]
+
+
+def test_provision_not_transactional_leaves_a_half_made_user_locked_out(
+    make_client: Callable[..., TestClient], minter: Minter, shared_database_url: str
+) -> None:
+    client = make_client("provision_not_transactional")
+    sub = clerk_id("user")
+    assert client.get("/api/me", headers={**minter.headers(sub), **FAIL_MIDWAY}).status_code == 500
+    left = counts(shared_database_url, sub)
+    assert (left["identities"], left["users"], left["workspaces"], left["memberships"]) == (1, 1, 1, 0)
+    again = client.get("/api/me", headers=minter.headers(sub))
+    assert again.status_code == 403, again.text  # their own Personal Workspace does not know them
+    assert sign_in(client, minter).me["roles"] == ["Admin"]  # without a failure, the fault changes nothing
+
+
+def test_provision_race_makes_several_users_of_one_sub(make_client: Callable[..., TestClient], minter: Minter) -> None:
+    client = make_client("provision_race")
+    for _ in range(3):
+        seen = _racing_logins(client, minter.headers(clerk_id("user")), 12)
+        users = {user for status, user in seen if user is not None}
+        if len(users) > 1 or any(status != 200 for status, _ in seen):
+            return
+    pytest.fail("three rounds of 12 racing first logins made one user each: the race fault is not racy")
+
+
+def test_racing_first_requests_over_http_make_one_user(client: TestClient, minter: Minter) -> None:
+    seen = _racing_logins(client, minter.headers(clerk_id("user")), 12)
+    assert {status for status, _ in seen} == {200}
+    assert len({user for _, user in seen}) == 1

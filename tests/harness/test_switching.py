@@ -22,6 +22,14 @@ from tests.harness.clerk_fake import fake_clerk_target
 FLAWS = ("org_per_session", "org_per_user", "any_membership_reads", "switch_locks_out")
 
 
+@pytest.fixture(scope="module")
+def issuer() -> Issuer:
+    """An issuer of this module's own (the plugin's would start the reference app)."""
+    return Issuer(
+        issuer_url="https://iam-harness-12.clerk.accounts.dev", authorized_party="http://app.test", rng=random.Random(5)
+    )
+
+
 @dataclass
 class Switchboard:
     """Organisations keyed by Clerk id (the app's own ids are integers), memberships, and records by slug."""

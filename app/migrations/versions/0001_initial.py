@@ -66,6 +66,8 @@ def _uuid_fk(name: str, target: str, *, ondelete: str = "CASCADE", nullable: boo
 
 def upgrade() -> None:
     """Create every table and seed the governance roles (row-level security comes in 0003)."""
+    # The `provision_race` fault: the constraints that make racing first logins safe were never created.
+    racy = context.config.attributes.get("provision_race", False)
     op.create_table("sys_user", _id(), _created_at())
     op.create_table(
         "sys_external_identity",
@@ -74,7 +76,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.Text(), nullable=False),
         _uuid_fk("user_id", "sys_user.id"),
         _created_at(),
-        sa.UniqueConstraint("provider", "external_id"),
+        *([] if racy else [sa.UniqueConstraint("provider", "external_id")]),
         sa.UniqueConstraint("provider", "user_id"),
     )
     op.create_table(
@@ -85,7 +87,7 @@ def upgrade() -> None:
         sa.Column("slug", sa.Text(), nullable=True),
         _uuid_fk("personal_owner_id", "sys_user.id", ondelete="SET NULL", nullable=True),
         _created_at(),
-        sa.UniqueConstraint("personal_owner_id"),
+        *([] if racy else [sa.UniqueConstraint("personal_owner_id")]),
     )
     op.create_table(
         "org_membership",
