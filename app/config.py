@@ -45,7 +45,7 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    """Everything the app needs from its environment (`DATABASE_URL`, `CLERK_*`, `APP_*`)."""
+    """Everything the app needs from its environment (`DATABASE_URL`, `CLERK_*`, `APP_*`, `SMTP_*`, ...)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
 
@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     app_provisioning_fails_for: Annotated[frozenset[str], NoDecode] = frozenset()
     """Clerk user ids whose provisioning fails server-side, as if the database broke (only with `app_mode=test`):
     how the error page and the API's 500 are reproduced for one user."""
+
+    smtp_host: str = "127.0.0.1"
+    """Host of the SMTP server invite mail is handed to (plain SMTP, no authentication: a local relay)."""
+
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    """Port of that SMTP server."""
+
+    mail_from: str = "invites@iam-harness.example"
+    """The `From` address of invite mail."""
+
+    app_base_url: str = "http://127.0.0.1:8000"
+    """The origin invite links point at (`{app_base_url}/invites/accept?token=...`); https unless test mode or loopback,
+    since whoever reads a link in transit can accept the invite."""
+
+    invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    """How long an invite may be accepted, counted from its creation (7 days by default)."""
 
     @field_validator("database_url")
     @classmethod
@@ -196,6 +212,33 @@ class Settings(BaseSettings):
     def _provisioning_fails_for(cls, value: Any) -> frozenset[str]:
         return frozenset(_listed(value))
 
+    @field_validator("smtp_host")
+    @classmethod
+    def _smtp_host(cls, value: str) -> str:
+        host = value.strip()
+        if not host or any(c.isspace() for c in host) or "/" in host:
+            raise ValueError("must be a host name or IP address, e.g. 127.0.0.1")
+        return host
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        address = value.strip()
+        local, at, domain = address.partition("@")
+        # A line break here would let the setting add headers to every invite mail.
+        if not at or not local or not domain or any(c.isspace() for c in address):
+            raise ValueError(f"{address!r} is not an email address")
+        return address
+
+    @field_validator("app_base_url")
+    @classmethod
+    def _app_base_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if not _is_http_url(url) or parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError("must be an origin (scheme://host[:port]), e.g. https://app.example.com")
+        return url
+
     @field_validator("app_mode", mode="before")
     @classmethod
     def _app_mode(cls, value: Any) -> Any:
@@ -226,6 +269,14 @@ class Settings(BaseSettings):
         url = urlsplit(self.clerk_jwks_url or "")
         if url.scheme == "http" and self.app_mode is not AppMode.TEST and not _is_loopback(url.hostname):
             raise ValueError("CLERK_JWKS_URL must be https unless APP_MODE=test or its host is loopback")
+        return self
+
+    @model_validator(mode="after")
+    def _invite_links_over_https(self) -> Settings:
+        # An invite link carries the token that accepts it: in clear text, anyone on the path may join instead.
+        url = urlsplit(self.app_base_url)
+        if url.scheme == "http" and self.app_mode is not AppMode.TEST and not _is_loopback(url.hostname):
+            raise ValueError("APP_BASE_URL must be https unless APP_MODE=test or its host is loopback")
         return self
 
     @model_validator(mode="after")

@@ -130,6 +130,37 @@ class Fault(StrEnum):
     """A first login looks the user up, finds nothing and inserts, with no unique constraint behind it: racing
     first requests of one user make several users and Personal Workspaces, and later logins fail on them."""
 
+    WEBHOOK_NOT_IDEMPOTENT = "webhook_not_idempotent"
+    """Clerk's webhooks are applied as they come: no record of svix ids, a plain insert per `organization.created`
+    (the unique constraint on a Clerk organisation id was never made), so retries and replays duplicate it."""
+
+    MEMBERSHIP_BEFORE_ORG_DROPPED = "membership_before_org_dropped"
+    """An `organizationMembership.*` event for an organisation the app does not know yet is acknowledged and
+    dropped: when the membership overtakes its `organization.created`, the member is never added."""
+
+    STALE_UPDATE_APPLIED = "stale_update_applied"
+    """Every `*.updated` event is applied, whatever its `updated_at`: an older one delivered late overwrites a
+    newer one, and an update arriving after `organization.deleted` revives the organisation."""
+
+    INVITE_REUSABLE = "invite_reusable"
+    """Accepting an invite does not check that it is unused: the same link lets a second matching user join, and a
+    removed member back in."""
+
+    INVITE_NOT_BOUND_TO_EMAIL = "invite_not_bound_to_email"
+    """Accepting an invite does not compare its address with the session's `email` claim: whoever holds the link
+    joins."""
+
+    INVITE_NEVER_EXPIRES = "invite_never_expires"
+    """Accepting an invite does not check `expires_at`: an old link still joins."""
+
+    INVITE_ROLE_ESCALATION = "invite_role_escalation"
+    """Creating an invite does not check that the role grants nothing the inviter lacks: a member manager with less
+    than Admin invites an Admin (an accomplice, or a second account of their own)."""
+
+    INVITE_CROSS_ORG = "invite_cross_org"
+    """An `org_id` in an invite's body is honoured without a membership check, and the insert binds that
+    organisation: an admin of one organisation invites anyone into another."""
+
 
 def parse_faults(raw: str | Iterable[str]) -> frozenset[Fault]:
     """`"a,b"` (or an iterable of names) -> the set of faults; an unknown name raises ValueError naming it."""

@@ -31,6 +31,7 @@ __all__ = [
     "Contact",
     "Deal",
     "ExternalIdentity",
+    "Invite",
     "Membership",
     "Note",
     "OrgOwned",
@@ -38,8 +39,10 @@ __all__ = [
     "Permission",
     "Role",
     "RolePermission",
+    "SyncedMembership",
     "User",
     "UserRole",
+    "WebhookDelivery",
 ]
 
 CLERK = "clerk"
@@ -126,6 +129,9 @@ class Organisation(Base):
         UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="SET NULL"), unique=True
     )
     created_at: Mapped[datetime] = _created_at()
+    # Clerk's organisation sync: the `updated_at` (ms) of the Clerk organisation last applied, and its tombstone.
+    clerk_updated_at: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Membership(OrgOwned, Base):
@@ -142,6 +148,33 @@ class Membership(OrgOwned, Base):
         UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = _created_at()
+    # The `updated_at` (ms) of the Clerk membership last applied, once a webhook named it.
+    clerk_updated_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """A Clerk webhook delivery applied (`sync_webhook_deliveries`), by svix message id: a retry changes nothing."""
+
+    __tablename__ = "sync_webhook_deliveries"
+
+    svix_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_type: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SyncedMembership(Base):
+    """A Clerk membership (`sync_memberships`): where it went, and its tombstone once deleted at Clerk.
+
+    Global, since `organizationMembership.deleted` names the membership alone: the organisation must be found
+    before the deletion can act for it. A tombstoned id is never applied again, whatever arrives late.
+    """
+
+    __tablename__ = "sync_memberships"
+
+    clerk_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    org_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Role(Base):
@@ -261,3 +294,30 @@ class Note(OrgOwned, Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+
+
+class Invite(OrgOwned, Base):
+    """An invitation by email into one organisation with one role (`org_invites`).
+
+    Only the SHA-256 digest of the token is kept: the token itself is in the invite mail and nowhere else. An
+    invite is pending until it is accepted (once), revoked, or past `expires_at`.
+    """
+
+    __tablename__ = "org_invites"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = _org_id()
+    email: Mapped[str] = mapped_column(Text)
+    """The invited address, lower case: it must equal the accepting session's verified `email` claim."""
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("governance_roles.id", ondelete="CASCADE")
+    )
+    token_digest: Mapped[str] = mapped_column(Text, unique=True)
+    invited_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("sys_user.id", ondelete="SET NULL")
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

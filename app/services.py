@@ -40,8 +40,10 @@ from app.db import Database
 from app.errors import ApiError
 from app.faults import Fault
 from app.governance import load_principal, role_catalogue
+from app.invites import AcceptGuards
 from app.models import Deal, Organisation
 from app.repository import ContactRepository, DealRepository, MemberRepository, NoteRepository
+from app.repository.invites import InviteRepository
 
 __all__ = ["ListSource", "Services"]
 
@@ -89,6 +91,7 @@ class Services:
             accept_deleted=self._deleted_ok,
             commit_as_it_goes=self.has(Fault.PROVISION_NOT_TRANSACTIONAL),
             racy=self.has(Fault.PROVISION_RACE),
+            unconstrained_orgs=self.has(Fault.WEBHOOK_NOT_IDEMPOTENT),
             fail_midway=self.settings.app_mode is AppMode.TEST
             and (fail_requested or claims.subject in self.settings.app_provisioning_fails_for),
         )
@@ -212,6 +215,47 @@ class Services:
         # the app role, so outside row-level security) and lost their organisation filter on the way.
         with self.database.owner_session() as owner:
             yield ListSource(session=owner, scoped=False)
+
+    # --- invites --------------------------------------------------------------------------------------
+
+    def invites(self, session: Session, principal: Principal) -> InviteRepository:
+        """The caller's organisation's invites."""
+        return InviteRepository(
+            session, principal.org_id, scoped=self._scoped, trust_record_org=self.has(Fault.INVITE_CROSS_ORG)
+        )
+
+    def invite_org(self, session: Session, principal: Principal, requested: uuid.UUID | None) -> OrgRef:
+        """The organisation an invite is for: the caller's own, which an `org_id` in the body may only repeat.
+
+        Any other organisation is refused as any record of another organisation is (404), unless the
+        `invite_cross_org` fault is on: then the one named is taken as found, with no membership looked up.
+        """
+        own = principal.identity.organisation
+        if requested is None or requested == own.id:
+            return own
+        if not self.has(Fault.INVITE_CROSS_ORG):
+            raise self.missing(Organisation, requested)
+        row = session.execute(
+            select(Organisation.id, Organisation.external_id, Organisation.name).where(Organisation.id == requested)
+        ).one_or_none()
+        if row is None:
+            raise ApiError.not_found()
+        return OrgRef(id=row.id, external_id=row.external_id, name=row.name)
+
+    def role_within_inviter(self, principal: Principal, permissions: Iterable[str]) -> bool:
+        """Whether a role granting `permissions` grants nothing the inviter lacks in their organisation (OWASP API5);
+        always, with the `invite_role_escalation` fault."""
+        if self.has(Fault.INVITE_ROLE_ESCALATION):
+            return True
+        return set(permissions) <= set(principal.permissions)
+
+    def accept_guards(self) -> AcceptGuards:
+        """What accepting an invite checks: all of it, less what a fault switch drops."""
+        return AcceptGuards(
+            unused=not self.has(Fault.INVITE_REUSABLE),
+            bound_to_email=not self.has(Fault.INVITE_NOT_BOUND_TO_EMAIL),
+            unexpired=not self.has(Fault.INVITE_NEVER_EXPIRES),
+        )
 
     # --- references and refusals ----------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Which organisation (and, during identity resolution, which user) a transaction acts for.
 
-Row-level security reads two transaction-local settings: `app.current_org` (every org-scoped table) and
-`app.current_user` (a user's own memberships and roles, read before their organisation is known).
-Both are set with `set_config(name, value, true)`, so they end with the transaction: a pooled connection
+Row-level security reads three transaction-local settings: `app.current_org` (every org-scoped table),
+`app.current_user` (a user's own memberships and roles, read before their organisation is known) and
+`app.current_invite` (the digest of an invite token: the one invite its holder may read and accept).
+All are set with `set_config(name, value, true)`, so they end with the transaction: a pooled connection
 never carries one request's organisation into the next.
 
 A request binds its organisation to its session once (`bind_org`); every transaction the session begins
@@ -18,10 +19,21 @@ import uuid
 from sqlalchemy import Connection, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-__all__ = ["CURRENT_ORG", "CURRENT_USER", "bind_org", "bind_org_once", "bind_user", "bound_org", "install"]
+__all__ = [
+    "CURRENT_INVITE",
+    "CURRENT_ORG",
+    "CURRENT_USER",
+    "bind_invite",
+    "bind_org",
+    "bind_org_once",
+    "bind_user",
+    "bound_org",
+    "install",
+]
 
 CURRENT_ORG = "app.current_org"
 CURRENT_USER = "app.current_user"
+CURRENT_INVITE = "app.current_invite"
 _ORG_KEY = "tenancy.org_id"
 
 
@@ -52,6 +64,11 @@ def bind_user(session: Session, user_id: uuid.UUID) -> None:
 def bind_org_once(session: Session, org_id: uuid.UUID) -> None:
     """Act for `org_id` in the current transaction only (a new organisation's first member is written so)."""
     _set(session, CURRENT_ORG, str(org_id))
+
+
+def bind_invite(session: Session, token_digest: str) -> None:
+    """Let the current transaction read and accept the one invite whose token has this digest, in any organisation."""
+    _set(session, CURRENT_INVITE, token_digest)
 
 
 def _rebind(session: Session, transaction: SessionTransaction, connection: Connection) -> None:

@@ -1,5 +1,5 @@
-"""M2, O1 and I1: a brand-new user's first request provisions them, once, whole, with the right role, without
-errors."""
+"""M2, O1, I1 and I2: a brand-new user's first request provisions them, once, whole, with the right role, without
+errors; Clerk's organisation sync makes one organisation per Clerk organisation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from functools import partial
 import pytest
 
 from harness.checks.provisioning import first_logins
+from harness.checks.sync import organisation_sync
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.config.model import IdentityConfig
-from harness.database.footprint import rows_naming
+from harness.database.traces import rows_naming
 from harness.engine.exchange import Caller, Exchange, leaks_in, lookup
 from harness.engine.guard import GuardedTransport
 from harness.report.evidence import Evidence, conclude
@@ -107,3 +108,15 @@ def test_first_logins_provision_once_and_whole(
     if footprint is None:
         evidence.add("the harness may not read the target's database: judged through the API alone")
     conclude(first_logins(target, issuer, rng, transport, footprint), evidence)
+
+
+@pytest.mark.decides("I2")
+def test_clerk_organisation_sync_makes_one_organisation_each(
+    target: Target, issuer: Issuer, harness_seed: int, evidence: Evidence, transport: GuardedTransport
+) -> None:
+    """A story told through Clerk's webhooks as Clerk delivers them (duplicates, replays at once, any order, a first
+    login racing its organisation, forgeries): every member ends where Clerk has them, one organisation each."""
+    rng = random.Random(f"I2-{harness_seed}")
+    url = target.database_url
+    footprint = partial(rows_naming, url) if url else None
+    conclude(organisation_sync(target, issuer, rng, transport, footprint), evidence)

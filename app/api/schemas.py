@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.invites import InviteStatus
+
 __all__ = [
     "ERROR_RESPONSES",
     "BulkDelete",
@@ -26,6 +28,11 @@ __all__ = [
     "DealPatch",
     "ErrorBody",
     "Health",
+    "InviteAccept",
+    "InviteAccepted",
+    "InviteCreate",
+    "InviteOut",
+    "InvitedOrganisation",
     "Me",
     "MemberCreate",
     "MemberOut",
@@ -75,6 +82,10 @@ Amount = Annotated[int, Field(ge=0, le=1_000_000_000_000, strict=True)]
 MAX_BULK_IDS = 500
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
 RoleList = Annotated[list[RoleName], Field(max_length=20)]
+# An invite's address is kept and compared in lower case, as the session token's `email` claim is read.
+InviteEmail = Annotated[Email, AfterValidator(str.lower)]
+# A token is 43 characters; anything else up to this bound is looked up like any token, and is simply not found.
+InviteToken = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_nul)]
 
 
 class _Input(BaseModel):
@@ -117,9 +128,10 @@ class Health(BaseModel):
 
 
 class WebhookReceipt(BaseModel):
-    """A verified webhook delivery, acknowledged: `processed` (acted on, or already had been) or `ignored`."""
+    """A verified webhook delivery, acknowledged with what it did: `processed`, `duplicate` (this svix id was
+    applied before), `stale` (older than what the app holds, or about something deleted at Clerk) or `ignored`."""
 
-    status: Literal["processed", "ignored"]
+    status: Literal["processed", "duplicate", "stale", "ignored"]
 
 
 class UserOut(BaseModel):
@@ -283,3 +295,42 @@ class NotePatch(_Input):
     """A note's new text."""
 
     body: Body
+
+
+class InviteCreate(_Input):
+    """Invite an address into the caller's organisation with one role, by name; `org_id`, if given, must be the
+    caller's active organisation."""
+
+    email: InviteEmail
+    role: RoleName
+    org_id: uuid.UUID | None = None
+
+
+class InviteOut(BaseModel):
+    """An invite, as its organisation's member managers see it (never its token)."""
+
+    id: uuid.UUID
+    email: str
+    role: str
+    expires_at: datetime
+    status: InviteStatus
+
+
+class InviteAccept(_Input):
+    """The token of an invite link (`/invites/accept?token=...`)."""
+
+    token: InviteToken
+
+
+class InvitedOrganisation(BaseModel):
+    """The organisation an accepted invite made the caller a member of."""
+
+    id: uuid.UUID
+    name: str
+
+
+class InviteAccepted(BaseModel):
+    """An accepted invite: where the caller is now a member, and with which role."""
+
+    organisation: InvitedOrganisation
+    role: str

@@ -108,8 +108,10 @@ class Provisioning:
 
     `first_user_role`, `trust_org_claim` and `accept_deleted` bring back `first_user_not_admin`,
     `org_claim_trusted_without_membership` and `deleted_user_accepted`; `commit_as_it_goes` and `racy` bring back
-    `provision_not_transactional` and `provision_race`. `fail_midway` breaks the database once the organisation is
-    written and before its first member and role grant are (the test-mode hook): nothing of it may remain.
+    `provision_not_transactional` and `provision_race`; `unconstrained_orgs` is the schema of
+    `webhook_not_idempotent`, where nothing makes a Clerk organisation id unique. `fail_midway` breaks the
+    database once the organisation is written and before its first member and role grant are (the test-mode
+    hook): nothing of it may remain.
     """
 
     first_user_role: str = ADMIN_ROLE
@@ -117,6 +119,7 @@ class Provisioning:
     accept_deleted: bool = False
     commit_as_it_goes: bool = False
     racy: bool = False
+    unconstrained_orgs: bool = False
     fail_midway: bool = False
 
 
@@ -142,7 +145,7 @@ def provision(session: Session, claims: SessionClaims, how: Provisioning = HEALT
     user_id = ensure_user(session, claims.subject, accept_deleted=how.accept_deleted, racy=how.racy)
     _step_done(session, user_id, how)
     if claims.org is not None:
-        org, created = _claimed_organisation(session, claims.org)
+        org, created = _claimed_organisation(session, claims.org, unconstrained=how.unconstrained_orgs)
     else:
         oldest = _oldest_membership(session, user_id)
         if oldest is not None:
@@ -155,6 +158,8 @@ def provision(session: Session, claims: SessionClaims, how: Provisioning = HEALT
         _hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
         _add_first_member(session, org.id, user_id, how.first_user_role)
     elif not _is_member(session, org.id, user_id):
+        # A Clerk organisation its webhooks made before this user's membership arrived refuses them until it does
+        # (Clerk delivers it within seconds): a session alone never makes anyone a member of a known organisation.
         if not how.trust_org_claim:
             raise NotAMember(str(org.id))
         _hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
@@ -309,8 +314,22 @@ def _leave_every_organisation(session: Session, user_id: uuid.UUID) -> int:
     return len(org_ids)
 
 
-def _claimed_organisation(session: Session, claim: OrgClaim) -> tuple[OrgRef, bool]:
+def _claimed_organisation(session: Session, claim: OrgClaim, *, unconstrained: bool = False) -> tuple[OrgRef, bool]:
     name = claim.slug or claim.external_id
+    if unconstrained:  # the `webhook_not_idempotent` fault's schema: no unique Clerk id, so look, then insert
+        found = session.execute(
+            select(Organisation.id, Organisation.name)
+            .where(Organisation.external_id == claim.external_id)
+            .order_by(Organisation.created_at, Organisation.id)
+            .limit(1)
+        ).one_or_none()
+        if found is not None:
+            return OrgRef(id=found.id, external_id=claim.external_id, name=found.name), False
+        created = uuid.uuid4()
+        session.execute(
+            insert(Organisation).values(id=created, external_id=claim.external_id, name=name, slug=claim.slug)
+        )
+        return OrgRef(id=created, external_id=claim.external_id, name=name), True
     created_id = session.scalar(
         insert(Organisation)
         .values(id=uuid.uuid4(), external_id=claim.external_id, name=name, slug=claim.slug)

@@ -1,8 +1,9 @@
 """Schema migrations (Alembic), configured in code: no alembic.ini.
 
 `upgrade(database_url, app_role=..., faults=...)` brings a database to the newest revision and grants the
-app role (`app.migrations.roles`) what it may do. The `skip_role_seed`, `no_rls` and `provision_race` faults reach the
-revisions through `Config.attributes`, never through the environment.
+app role (`app.migrations.roles`) what it may do. The faults that change the schema (`skip_role_seed`,
+`no_rls`, `provision_race`, `webhook_not_idempotent`) reach the revisions through `Config.attributes`, never
+through the environment.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app.faults import Fault
 
 __all__ = ["HEAD", "alembic_config", "upgrade"]
 
-HEAD = "0004"
+HEAD = "0006"
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 
@@ -33,6 +34,7 @@ def alembic_config(
     config.attributes["skip_role_seed"] = Fault.SKIP_ROLE_SEED in faults
     config.attributes["no_rls"] = Fault.NO_RLS in faults
     config.attributes["provision_race"] = Fault.PROVISION_RACE in faults
+    config.attributes["webhook_not_idempotent"] = Fault.WEBHOOK_NOT_IDEMPOTENT in faults
     return config
 
 

@@ -21,17 +21,36 @@ APP_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # tombstone of a deleted Clerk user; the column grant keeps `user_id` (which user a Clerk id signs in as) fixed.
     "sys_user": ("SELECT", "INSERT"),
     "sys_external_identity": ("SELECT", "INSERT", "UPDATE (deleted_at)"),
-    "org_organisation": ("SELECT", "INSERT"),
+    # Clerk's organisation sync renames an organisation and tombstones it; nothing else of it changes.
+    "org_organisation": (
+        "SELECT",
+        "INSERT",
+        "UPDATE (name)",
+        "UPDATE (slug)",
+        "UPDATE (clerk_updated_at)",
+        "UPDATE (deleted_at)",
+    ),
     # The governance catalogue is seeded by migration and only read at run time.
     "governance_roles": ("SELECT",),
     "governance_permissions": ("SELECT",),
     "governance_role_permissions": ("SELECT",),
     # Org-scoped tables, behind row-level security.
-    "org_membership": ("SELECT", "INSERT", "DELETE"),
+    "org_membership": (
+        "SELECT",
+        "INSERT",
+        "DELETE",
+        "UPDATE (clerk_updated_at)",
+    ),
     "governance_user_roles": ("SELECT", "INSERT", "DELETE"),
     "crm_contacts": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "crm_deals": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "crm_deal_notes": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # Clerk's webhooks: each delivery's svix id, and where each Clerk membership went (or its tombstone).
+    "sync_webhook_deliveries": ("SELECT", "INSERT"),
+    "sync_memberships": ("SELECT", "INSERT", "UPDATE (org_id)", "UPDATE (user_id)", "UPDATE (deleted_at)"),
+    # Invites: created and read by the organisation, consumed or revoked by stamping one column; the address, role,
+    # organisation and token digest of an invite never change.
+    "org_invites": ("SELECT", "INSERT", "UPDATE (accepted_at)", "UPDATE (accepted_by)", "UPDATE (revoked_at)"),
     # alembic_version: nothing.
 }
 

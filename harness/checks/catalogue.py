@@ -41,6 +41,12 @@ CATALOGUE: tuple[Check, ...] = (
         "Is auto-provisioning transactional: racing first requests make one user, a failure midway leaves nothing?",
         "investigation",
     ),
+    Check(
+        "I2",
+        "Does Clerk organisation sync avoid duplicate orgs (retries, replays, out-of-order events, a first login "
+        "racing the webhook)?",
+        "investigation",
+    ),
     Check("I3", "Does org scoping hold on every operation without breaking the existing queries?", "investigation"),
 )
 

@@ -46,6 +46,9 @@ class FindingKind(StrEnum):
     # provisioning (I1)
     PROVISIONING_RACE = "ProvisioningRace"  # racing first requests of one user failed, or made more than one of it
     HALF_PROVISIONED = "HalfProvisioned"  # a first login that failed midway left rows behind, or locked the user out
+    # organisation sync (I2)
+    SYNC_DUPLICATE = "SyncDuplicate"  # one Clerk organisation became several on the target
+    SYNC_DIVERGED = "SyncDiverged"  # after every event, the target's organisations or members are not Clerk's
     # authentication (C1)
     VALID_TOKEN_REFUSED = "ValidTokenRefused"  # noqa: S105 (a kind, not a secret): a session token of a valid shape was refused: a lockout
     FORGERY_ACCEPTED = "ForgeryAccepted"  # a forged, stale or malformed token was let in
@@ -93,6 +96,8 @@ _SEVERITY = {
     FindingKind.STALE_ACTIVE_ORG: Severity.HIGH,
     FindingKind.PROVISIONING_RACE: Severity.HIGH,
     FindingKind.HALF_PROVISIONED: Severity.HIGH,
+    FindingKind.SYNC_DUPLICATE: Severity.HIGH,
+    FindingKind.SYNC_DIVERGED: Severity.HIGH,
     FindingKind.DELETED_USER_ACCEPTED: Severity.CRITICAL,
     FindingKind.FORGED_WEBHOOK_ACCEPTED: Severity.CRITICAL,
     FindingKind.ROLE_CLAIM_TRUSTED: Severity.CRITICAL,

@@ -40,7 +40,7 @@ from harness.target.running import Target
 __all__ = ["RACE_RELEASE_SECONDS", "Footprint", "first_logins"]
 
 Footprint = Callable[[Collection[str]], Mapping[str, int]]
-"""Per table, how many rows hold one of the given ids (`harness.database.footprint.rows_naming`, bound to a URL)."""
+"""Per table, how many rows hold one of the given ids (`harness.database.traces.rows_naming`, bound to a URL)."""
 
 RACE_RELEASE_SECONDS = 30.0  # how long the racers wait for each other before the race is called off
 

@@ -15,12 +15,51 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ClerkWebhooks", "new_secret"]
+__all__ = ["ClerkWebhooks", "membership_data", "new_secret", "organization_data"]
 
 
 def new_secret() -> str:
     """A fresh endpoint signing secret, spelled as Clerk's dashboard shows it (`whsec_<base64>`)."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def organization_data(org_id: str, name: str, updated_at: int, *, created_by: str = "") -> dict[str, Any]:
+    """`organization.created|updated` data, in Clerk's shape (times in ms)."""
+    return {
+        "object": "organization",
+        "id": org_id,
+        "name": name,
+        "slug": name.lower().replace(" ", "-"),
+        "image_url": "",
+        "created_by": created_by,
+        "created_at": min(updated_at, 1),
+        "updated_at": updated_at,
+        "public_metadata": {},
+        "private_metadata": {},
+        "max_allowed_memberships": 0,
+    }
+
+
+def membership_data(
+    membership_id: str, organization: dict[str, Any], user_id: str, role: str, updated_at: int
+) -> dict[str, Any]:
+    """`organizationMembership.created|updated` data, in Clerk's shape: the organisation as it stood, embedded."""
+    return {
+        "object": "organization_membership",
+        "id": membership_id,
+        "role": role,
+        "permissions": [],
+        "organization": organization,
+        "public_user_data": {
+            "user_id": user_id,
+            "identifier": f"{user_id.lower()}@example.org",
+            "first_name": "",
+            "last_name": "",
+        },
+        "public_metadata": {},
+        "created_at": min(updated_at, 1),
+        "updated_at": updated_at,
+    }
 
 
 class ClerkWebhooks:

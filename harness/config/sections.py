@@ -58,7 +58,7 @@ __all__ = [
 
 DEFAULT_ISSUER = "https://iam-harness-12.clerk.accounts.dev"  # a development instance, by Clerk's key builder
 # The catalogue's check ids (harness.checks.catalogue, a layer above this one; a test keeps the two equal).
-KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O6", "C1", "C2", "I1", "I3")
+KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O6", "C1", "C2", "I1", "I2", "I3")
 # Default deny and tenant isolation are what the harness is for: no target may opt out of them.
 NEVER_NOT_APPLICABLE = ("M3", "M4")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -506,6 +506,11 @@ class WebhooksConfig(Section):
     """Where the target receives Clerk's svix-signed webhooks, and where the harness finds the secret."""
 
     clerk: PathText = Field(description="the path Clerk delivers to")
+    roles: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="Clerk organisation role (`org:admin`) -> the target's role it maps to (I2); none: only "
+        "`org:admin`, as [roles] admin",
+    )
     # a remote target's signing secret is read from this environment variable (its name, not a secret)
     secret_env: Annotated[str, AfterValidator(_env_name)] = "CLERK_WEBHOOK_SECRET"  # noqa: S105
 

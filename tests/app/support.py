@@ -80,6 +80,11 @@ APP_VARS = (
     "APP_MODE",
     "APP_FAULTS",
     "APP_PROVISIONING_FAILS_FOR",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "MAIL_FROM",
+    "APP_BASE_URL",
+    "INVITE_TTL_SECONDS",
 )
 """The environment variables the app reads its settings from."""
 

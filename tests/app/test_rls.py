@@ -38,7 +38,14 @@ from tests.app.support import (
     sign_in,
 )
 
-ORG_SCOPED = {"crm_contacts", "crm_deals", "crm_deal_notes", "org_membership", "governance_user_roles"}
+ORG_SCOPED = {
+    "crm_contacts",
+    "crm_deals",
+    "crm_deal_notes",
+    "org_membership",
+    "governance_user_roles",
+    "org_invites",
+}
 GLOBAL = {
     "org_organisation",
     "sys_user",
@@ -46,6 +53,8 @@ GLOBAL = {
     "governance_roles",
     "governance_permissions",
     "governance_role_permissions",
+    "sync_webhook_deliveries",
+    "sync_memberships",
     "alembic_version",
 }
 
@@ -59,15 +68,28 @@ class World:
 
 
 @pytest.fixture
-def world(client: TestClient, minter: Minter) -> World:
+def world(client: TestClient, minter: Minter, shared_database_url: str) -> World:
     accounts = []
     for slug in ("rls-one", "rls-two"):
         admin = sign_in(client, minter, org=ActiveOrg(slug=slug))
         add_member(client, admin, minter, roles=["Viewer"])
         deal = create_deal(client, admin, contact_id=create_contact(client, admin)["id"])
         create_note(client, admin, deal["id"])
+        _pending_invite(shared_database_url, admin)
         accounts.append(admin)
     return World(*accounts)
+
+
+def _pending_invite(database_url: str, admin: Account) -> None:
+    """An invite into the admin's organisation, written as the app would (acting for that organisation)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT set_config('app.current_org', %s, true)", (admin.org_id,))
+        conn.execute(
+            "INSERT INTO org_invites (org_id, email, role_id, token_digest, invited_by, expires_at) "
+            "SELECT %s, 'rls@example.org', id, %s, %s, now() + interval '1 day' FROM governance_roles "
+            "WHERE name = 'Viewer'",
+            (admin.org_id, secrets.token_hex(32), admin.user_id),
+        )
 
 
 @pytest.fixture
@@ -130,6 +152,8 @@ def test_row_level_security_is_enabled_and_forced_on_every_org_scoped_table(
     assert policies == {(table, f"{table}_org_isolation", "ALL") for table in ORG_SCOPED} | {
         ("org_membership", "org_membership_own_rows", "SELECT"),
         ("governance_user_roles", "governance_user_roles_own_rows", "SELECT"),
+        ("org_invites", "org_invites_token_holder", "SELECT"),
+        ("org_invites", "org_invites_token_holder_accepts", "UPDATE"),
     }
 
 
@@ -163,7 +187,14 @@ def test_the_app_role_cannot_log_in_bypass_or_own(client: TestClient, shared_dat
     assert privileges | columns == {
         (table, privilege) for table, granted in APP_PRIVILEGES.items() for privilege in granted
     }
-    assert columns == {("sys_external_identity", "UPDATE (deleted_at)")}  # the tombstone, and no other change
+    # The tombstones, Clerk's renames and membership ids, and no other change.
+    assert columns == {
+        ("sys_external_identity", "UPDATE (deleted_at)"),
+        *(("org_organisation", f"UPDATE ({c})") for c in ("name", "slug", "clerk_updated_at", "deleted_at")),
+        ("org_membership", "UPDATE (clerk_updated_at)"),
+        *(("sync_memberships", f"UPDATE ({c})") for c in ("org_id", "user_id", "deleted_at")),
+        *(("org_invites", f"UPDATE ({c})") for c in ("accepted_at", "accepted_by", "revoked_at")),
+    }
 
 
 def test_every_table_of_the_schema_has_its_grants_listed() -> None:

@@ -3,9 +3,9 @@
 Answers, in this order: `404` while no `CLERK_WEBHOOK_SECRET` is set (the endpoint is off, and says so:
 not a 5xx, which Clerk and monitors would read as an outage); `413` past `MAX_PAYLOAD_BYTES`; `400`
 `invalid_webhook` with a reason when the delivery is not a verified Clerk event (nothing is changed);
-`200` `processed` or `ignored` otherwise. An event type the app does not handle is acknowledged and
-ignored, since Clerk retries every answer but 2xx; a handled one is idempotent, because Clerk may
-deliver it more than once and in any order.
+`200` otherwise, with what the delivery did (`processed`, `duplicate`, `stale`, `ignored`). An event type the
+app does not handle is acknowledged and ignored, since Clerk retries every answer but 2xx; a handled one is
+idempotent, because Clerk may deliver it more than once and in any order.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.orm import Session
 
 from app.api.deps import ServicesDep, SessionDep, json_body_openapi
 from app.api.schemas import ErrorBody, WebhookReceipt
 from app.errors import ApiError, current_request_id
 from app.faults import Fault
-from app.services import Services
+from app.sync import SyncRules, apply_delivery
 from app.webhooks import (
     MAX_PAYLOAD_BYTES,
     SIGNATURE_HEADERS,
@@ -28,16 +27,13 @@ from app.webhooks import (
     Delivery,
     WebhookRefused,
     WebhookVerifier,
-    deleted_object,
 )
 
-__all__ = ["USER_DELETED", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger("app.webhooks")
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-
-USER_DELETED = "user.deleted"
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
@@ -104,34 +100,31 @@ ClerkDelivery = Annotated[Delivery, Depends(clerk_delivery)]
     openapi_extra={"security": [], "parameters": _SIGNATURE_PARAMETERS, **json_body_openapi(ClerkEvent)},
 )
 def clerk_webhook(delivery: ClerkDelivery, session: SessionDep, services: ServicesDep) -> WebhookReceipt:
-    """Public, svix-signed: Clerk's events. `user.deleted` tombstones the user and removes their memberships;
-    every other event type is acknowledged and ignored."""
-    if delivery.event.type == USER_DELETED:
-        _user_deleted(delivery, session, services)
-        return WebhookReceipt(status="processed")
-    log.info(
-        "webhook ignored type=%r svix_id=%r request_id=%s",
-        delivery.event.type,
-        delivery.message_id[:100],
-        current_request_id(),
+    """Public, svix-signed: Clerk's events, applied once per delivery and in any order (see `app.sync`): users,
+    organisations and memberships created, updated and deleted. Any other event type is acknowledged and ignored.
+    `status` says what the delivery did: `processed`, `duplicate` (applied before), `stale` (older than what the
+    app holds, or about something deleted at Clerk) or `ignored`."""
+    rules = SyncRules(
+        once_per_delivery=not services.has(Fault.WEBHOOK_NOT_IDEMPOTENT),
+        keep_early_memberships=not services.has(Fault.MEMBERSHIP_BEFORE_ORG_DROPPED),
+        newest_wins=not services.has(Fault.STALE_UPDATE_APPLIED),
     )
-    return WebhookReceipt(status="ignored")
-
-
-def _user_deleted(delivery: Delivery, session: Session, services: Services) -> None:
-    """Tombstone the user (known or not: the deletion may overtake their first login) and remove their memberships."""
     try:
-        deleted = deleted_object(delivery.event)
+        synced = apply_delivery(
+            session,
+            delivery,
+            rules,
+            delete_user=services.delete_user,
+            accept_deleted_users=services.has(Fault.DELETED_USER_ACCEPTED),
+        )
     except WebhookRefused as refused:
         raise _refused(refused.reason, delivery.message_id) from None
-    outcome = services.delete_user(session, deleted.id)
     session.commit()
     log.info(
-        "webhook processed type=%s svix_id=%r external_id=%r user=%s memberships_removed=%d request_id=%s",
-        USER_DELETED,
+        "webhook %s type=%r svix_id=%r request_id=%s",
+        synced.value,
+        delivery.event.type[:100],
         delivery.message_id[:100],
-        deleted.id,
-        outcome.user_id,
-        outcome.memberships_removed,
         current_request_id(),
     )
+    return WebhookReceipt(status=synced.value)

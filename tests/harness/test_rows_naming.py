@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from harness.database.footprint import rows_naming
+from harness.database.traces import rows_naming
 
 SCHEMA = """
 CREATE TABLE people (id serial PRIMARY KEY, clerk_id varchar(64) NOT NULL, age int);
