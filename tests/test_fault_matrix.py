@@ -184,6 +184,28 @@ ROWS = [
         "first_logins",
         "the race left",  # more rows than a first login alone leaves
     ),
+    *[
+        Row(fault, frozenset({"I2"}), frozenset(), why, "sync_makes", named)
+        for fault, why, named in list[tuple[str, str, str | tuple[str, ...]]](
+            [
+                (
+                    "webhook_not_idempotent",
+                    "organization.created inserts every time it is delivered",
+                    "organisations hold more rows than one delivered once",
+                ),
+                (
+                    "membership_before_org_dropped",
+                    "a membership that overtakes its organisation is dropped",
+                    "a member refused",
+                ),
+                (
+                    "stale_update_applied",
+                    "an older update wins, and a late one revives a deleted organisation",
+                    ("not Clerk's last name", "signed in to a deleted organisation"),
+                ),
+            ]
+        )
+    ],
 ]
 FUZZ_CASES = "4"  # fewer generated cases than a real run: each fault shows on the first
 

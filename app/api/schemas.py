@@ -302,7 +302,7 @@ class InviteCreate(_Input):
     caller's active organisation."""
 
     email: InviteEmail
-    role: RoleName
+    role: Annotated[RoleName, Field(examples=["Member"])]
     org_id: uuid.UUID | None = None
 
 

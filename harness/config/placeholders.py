@@ -43,6 +43,8 @@ EMBEDDED = (
             "authorized_party",
             "webhook_secret",
             "faults",
+            "smtp_host",
+            "smtp_port",
         }
     )
     | CONFIG_DIR

@@ -53,6 +53,9 @@ def dump_target(target: Target) -> dict[str, Any]:
         "log_path": str(log_path) if log_path else None,
         "jwks_url": target.jwks_url,
         "webhook_secret": target.webhook_secret,
+        "mailbox": None
+        if target.mailbox is None
+        else {"host": target.mailbox.host, "port": target.mailbox.port, "directory": str(target.mailbox.directory)},
     }
 
 

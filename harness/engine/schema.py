@@ -269,6 +269,8 @@ def _example(schema: dict[str, Any], node: dict[str, Any], text: str, depth: int
     if node.get("enum"):
         return node["enum"][0]
     kind = node.get("type")
+    if kind not in ("object", "array") and isinstance(node.get("examples"), list) and node["examples"]:
+        return node["examples"][0]  # the schema's own example of a value it accepts (a role's name, say)
     if kind == "object" or "properties" in node:
         props = node.get("properties", {})
         names = [*node.get("required", []), *(n for n in props if complete and n not in node.get("required", []))]

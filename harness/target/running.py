@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,9 @@ from harness.clerk.webhooks import new_secret
 from harness.config.model import TargetConfig
 from harness.config.placeholders import fill_template
 from harness.errors import ConfigError, TargetUnreachable
+from harness.target import mailbox
+from harness.target.mailbox import Mailbox
+from harness.target.ports import free_port
 from harness.target.postgres import fresh_database, server_url
 
 __all__ = ["EmbeddedTarget", "RemoteTarget", "SharedTarget", "StartAttempt", "Target", "origin_of", "try_start"]
@@ -46,6 +48,7 @@ class Target(Protocol):
     database_url: str | None  # where the harness may read the target's database (check C2), if anywhere
     jwks_url: str | None  # the harness's JWKS server the target fetches keys from, if it was told of one
     webhook_secret: str | None  # the secret the target accepts Clerk webhooks signed with, if known
+    mailbox: Mailbox | None  # the run's SMTP server the target sends its mail to, and where that mail lands
 
     @property
     def description(self) -> str:
@@ -97,6 +100,7 @@ class RemoteTarget:
         self.database_url = config.database.url if config.database else None
         self.jwks_url: str | None = None  # a deployed target is told its keys out of band
         self.webhook_secret = os.environ.get(config.webhooks.secret_env) if config.webhooks else None
+        self.mailbox: Mailbox | None = None  # a deployed target's mail goes where its operators send it
 
     @property
     def description(self) -> str:
@@ -128,6 +132,8 @@ class SharedTarget:
         self.database_url: str | None = data["database_url"]
         self.jwks_url: str | None = data["jwks_url"]
         self.webhook_secret: str | None = data["webhook_secret"]
+        mail = data.get("mailbox")
+        self.mailbox = Mailbox(mail["host"], mail["port"], Path(mail["directory"])) if mail else None
         self._description: str = data["description"]
         self.log_path = Path(data["log_path"]) if data["log_path"] else None
 
@@ -177,10 +183,11 @@ class EmbeddedTarget:
         self.config = config
         self.faults = faults
         self.log_path = log_path
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url: str | None = None
         self.jwks_url: str | None = None
+        self.mailbox: Mailbox | None = None
         self.webhook_secret: str | None = new_secret() if config.webhooks else None
 
     @property
@@ -190,28 +197,19 @@ class EmbeddedTarget:
 
     @contextlib.contextmanager
     def running(self, issuer: Issuer) -> Iterator[EmbeddedTarget]:
-        """Start PostgreSQL, the issuer's JWKS server and the app; stop them when done, on error and Ctrl-C alike."""
+        """Start PostgreSQL, the issuer's JWKS server, the mail server and the app; stop them when done, on error and
+        Ctrl-C alike."""
         assert self.config.embedded is not None
         with (
             server_url(os.environ.get("DATABASE_URL")) as server,
             fresh_database(server) as database_url,
             jwks.serving(issuer) as keys,
+            mailbox.serving() as mail,
         ):
             self.database_url = database_url
             self.jwks_url = keys.url
-            values = {
-                "python": sys.executable,
-                "host": "127.0.0.1",
-                "port": str(self.port),
-                "database_url": database_url,
-                "jwt_key": issuer.public_pem,
-                "jwks_url": keys.url,
-                "webhook_secret": self.webhook_secret or "",
-                "issuer": issuer.issuer_url,
-                "authorized_party": issuer.authorized_party,
-                "faults": ",".join(self.faults),
-                "config_dir": str(self.config.config_dir),
-            }
+            self.mailbox = mail
+            values = _values(self.config, self, issuer, port=self.port, faults=",".join(self.faults))
             command = [_fill(part, values) for part in self.config.embedded.command]
             env = {**os.environ, **{k: _fill(v, values) for k, v in self.config.embedded.env.items()}}
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,20 +264,8 @@ def try_start(
     running one (same database and keys); it is stopped at once if it comes up. For a target that must refuse
     an unsafe setting: the run's own target stays as it was."""
     assert config.embedded is not None
-    port = _free_port()
-    values = {
-        "python": sys.executable,
-        "host": "127.0.0.1",
-        "port": str(port),
-        "database_url": target.database_url or "",
-        "jwt_key": issuer.public_pem,
-        "jwks_url": target.jwks_url or "",
-        "webhook_secret": target.webhook_secret or "",
-        "issuer": issuer.issuer_url,
-        "authorized_party": issuer.authorized_party,
-        "faults": "",
-        "config_dir": str(config.config_dir),
-    }
+    port = free_port()
+    values = _values(config, target, issuer, port=port, faults="")
     command = [_fill(part, values) for part in config.embedded.command]
     filled = {k: _fill(v, values) for k, v in config.embedded.env.items()}
     with tempfile.TemporaryFile() as log:
@@ -299,16 +285,29 @@ def try_start(
     return StartAttempt(started, None if started else process.returncode, tail)
 
 
+def _values(config: TargetConfig, target: Target, issuer: Issuer, *, port: int, faults: str) -> dict[str, str]:
+    """What an embedded target's command and environment are filled with (`[embedded]`'s placeholders)."""
+    mail = target.mailbox
+    return {
+        "python": sys.executable,
+        "host": "127.0.0.1",
+        "port": str(port),
+        "database_url": target.database_url or "",
+        "jwt_key": issuer.public_pem,
+        "jwks_url": target.jwks_url or "",
+        "webhook_secret": target.webhook_secret or "",
+        "issuer": issuer.issuer_url,
+        "authorized_party": issuer.authorized_party,
+        "faults": faults,
+        "config_dir": str(config.config_dir),
+        "smtp_host": mail.host if mail else "127.0.0.1",
+        "smtp_port": str(mail.port if mail else 25),
+    }
+
+
 def _fill(template: str, values: dict[str, str]) -> str:
     # The config reader refused every placeholder `values` does not fill, so this leaves none behind.
     return str(fill_template(template, values))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -12,6 +12,7 @@ import jwt
 
 from harness.clerk.issuer import Issuer
 from harness.config.model import TargetConfig, load_config
+from harness.target.mailbox import Mailbox
 
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
 MAX_TOKEN = 8 * 1024
@@ -28,6 +29,7 @@ class FakeClerkTarget:
     database_url: str | None = None
     jwks_url: str | None = None
     webhook_secret: str | None = None
+    mailbox: Mailbox | None = None
     requests: list[str] = field(default_factory=list)
 
     @property

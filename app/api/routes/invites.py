@@ -133,7 +133,7 @@ def revoke_invite(
     return Response(status_code=204)
 
 
-@router.post("/accept", responses=_ACCEPTED, openapi_extra=json_body_openapi(InviteAccept))
+@router.post("/accept", responses=_ACCEPTED, openapi_extra={**json_body_openapi(InviteAccept), "x-iam-self": True})
 def accept(
     claims: ClaimsDep, identity: IdentityDep, session: SessionDep, services: ServicesDep, raw: RawBody
 ) -> InviteAccepted:
