@@ -129,6 +129,14 @@ class Services:
         # The `deleted_user_accepted` bug: `user.deleted` is recorded, and then nothing acts on it.
         return self.has(Fault.DELETED_USER_ACCEPTED)
 
+    def invite_ttl(self, requested: str | None) -> int:
+        """How long a new invite lives: INVITE_TTL_SECONDS, or in test mode the seconds the request's test hook asks
+        for (`X-Test-Invite-Ttl-Seconds`, 1 to INVITE_TTL_SECONDS), so that expiry can be shown without waiting days."""
+        ttl = self.settings.invite_ttl_seconds
+        if self.settings.app_mode is not AppMode.TEST or requested is None or not requested.isdigit():
+            return ttl
+        return min(max(int(requested), 1), ttl)
+
     def is_platform_admin(self, claims: SessionClaims) -> bool:
         """Whether the session's `email` claim is in ADMIN_EMAILS (anyone signed in, with `admin_emails_ignored`)."""
         if self.has(Fault.ADMIN_EMAILS_IGNORED):

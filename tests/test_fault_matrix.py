@@ -185,6 +185,15 @@ ROWS = [
         "the race left",  # more rows than a first login alone leaves
     ),
     *[
+        Row(fault, frozenset({"O5"}), frozenset(), why, "invite_lets", named)
+        for fault, why, named in [
+            ("invite_reusable", "an accepted invite accepts again", "a used invite accepted again"),
+            ("invite_not_bound_to_email", "any signed-in user may accept", "another address accepted the invite"),
+            ("invite_never_expires", "expiry is not checked", "an invite accepted after it expired"),
+            ("invite_cross_org", "an org_id in the body is honoured, unchecked", "org1 admin invited into org2"),
+        ]
+    ],
+    *[
         Row(fault, frozenset({"I2"}), frozenset(), why, "sync_makes", named)
         for fault, why, named in list[tuple[str, str, str | tuple[str, ...]]](
             [
@@ -235,6 +244,10 @@ def _evidence(report: dict[str, Any], check_id: str) -> list[str]:
     return next(c["evidence"] for c in report["checks"] if c["id"] == check_id)
 
 
+def _finding_details(report: dict[str, Any], check_id: str) -> list[str]:
+    return [f["detail"] for c in report["checks"] if c["id"] == check_id for f in c["findings"]]
+
+
 def test_healthy_app_answers_all_yes(tmp_path: Path, postgres_server: str) -> None:
     code, report, output = _run(tmp_path, postgres_server)
     assert report is not None, output
@@ -261,7 +274,8 @@ def test_fault_turns_its_checks_no(tmp_path: Path, postgres_server: str, row: Ro
     assert {c for c in row.stays_yes if answers[c] != "YES"} == set(), json.dumps(report, indent=1)[:4000]
     for check_id in row.must_be_no:
         assert any("repro: pytest " in line for line in _evidence(report, check_id)), f"{check_id} has no repro line"
-    evidence = _evidence(report, sorted(row.must_be_no)[0]) if row.must_be_no else []
+    first = sorted(row.must_be_no)[0] if row.must_be_no else None
+    evidence = [*_evidence(report, first), *_finding_details(report, first)] if first else []
     for named in (row.named,) if isinstance(row.named, str) else row.named or ():
         assert any(named in line for line in evidence), named + "\n" + "\n".join(evidence)[-3000:]
 

@@ -56,7 +56,7 @@ __all__ = [
 PERSONAL_WORKSPACE = "Personal Workspace"
 # The `provision_race` bug's gap between finding no user and inserting one: in its day, the user's profile was
 # fetched from Clerk's API there, a network round trip during which every racing request looks and finds nothing.
-RACY_GAP_SECONDS = 0.05
+RACY_GAP_SECONDS = 0.2
 ADMIN_ROLE = "Admin"
 FIRST_USER_FALLBACK_ROLE = "Member"  # what the `first_user_not_admin` fault hands out instead
 

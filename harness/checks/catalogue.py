@@ -26,6 +26,11 @@ CATALOGUE: tuple[Check, ...] = (
     Check("O3", "A fresh deploy has Admin, Member and Viewer with their permissions", "obstacle"),
     Check("O4", "A member with no grant is denied on every operation (no default allow)", "obstacle"),
     Check(
+        "O5",
+        "Invite by email works, and only for the invited address, once, before expiry, by those who may invite",
+        "obstacle",
+    ),
+    Check(
         "O6",
         "The configured platform admin opens /admin; nobody else does; production refuses to start without it",
         "obstacle",

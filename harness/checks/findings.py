@@ -46,6 +46,9 @@ class FindingKind(StrEnum):
     # provisioning (I1)
     PROVISIONING_RACE = "ProvisioningRace"  # racing first requests of one user failed, or made more than one of it
     HALF_PROVISIONED = "HalfProvisioned"  # a first login that failed midway left rows behind, or locked the user out
+    # invites (O5)
+    INVITE_MISUSED = "InviteMisused"  # an invite let in someone it must not: another address, twice, expired, revoked
+    WEAK_INVITE_TOKEN = "WeakInviteToken"  # noqa: S105 (a kind, not a secret): an invite's token is too short to be unguessable
     # organisation sync (I2)
     SYNC_DUPLICATE = "SyncDuplicate"  # one Clerk organisation became several on the target
     SYNC_DIVERGED = "SyncDiverged"  # after every event, the target's organisations or members are not Clerk's
@@ -96,6 +99,8 @@ _SEVERITY = {
     FindingKind.STALE_ACTIVE_ORG: Severity.HIGH,
     FindingKind.PROVISIONING_RACE: Severity.HIGH,
     FindingKind.HALF_PROVISIONED: Severity.HIGH,
+    FindingKind.INVITE_MISUSED: Severity.CRITICAL,
+    FindingKind.WEAK_INVITE_TOKEN: Severity.HIGH,
     FindingKind.SYNC_DUPLICATE: Severity.HIGH,
     FindingKind.SYNC_DIVERGED: Severity.HIGH,
     FindingKind.DELETED_USER_ACCEPTED: Severity.CRITICAL,

@@ -148,6 +148,7 @@ class _Study:
     footprint: Footprint | None
     judged: Judged
     rng: random.Random
+    storm: Storm
     statuses: Counter[int] = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)  # valid deliveries the target did not take
 
@@ -168,7 +169,7 @@ class _Study:
         return status
 
     def send_all(self, events: Sequence[_Event]) -> None:
-        with ThreadPoolExecutor(max_workers=STORM.senders, thread_name_prefix="i2-sender") as pool:
+        with ThreadPoolExecutor(max_workers=self.storm.senders, thread_name_prefix="i2-sender") as pool:
             list(pool.map(self.send, events))
 
     def at_once(self, event: _Event, copies: int) -> None:
@@ -228,7 +229,7 @@ def organisation_sync(
         return judged
     roles = dict(webhooks.roles) or {"org:admin": admin}
     sender = ClerkWebhooks(target.base_url, webhooks.clerk, target.webhook_secret, issuer.kid, transport=transport)
-    study = _Study(target, issuer, identity, roles, sender, transport, footprint, judged, rng)
+    study = _Study(target, issuer, identity, roles, sender, transport, footprint, judged, rng, storm)
     measure = _baseline(study)
     if measure is None:
         return judged

@@ -52,6 +52,8 @@ EMBEDDED = (
 RUN = frozenset({"run", "secret"})  # the run values: known before anything is sent, the same for one seed
 SETUP = RUN | {"marker"}  # `[[setup]]`, a principal's `login` and `headers`
 MEMBERS = RUN | {"sub", "roles", "role"}  # `[members] body`
+INVITE = RUN | {"email", "role", "org"}  # `[invites] body`: the address, the role's name, the organisation's id
+ACCEPT = RUN | {"token"}  # `[invites] accept_body`
 # A canary's create path and body, plus the keys of canaries declared before it: `{marker}` is content, which must
 # never show outside its organisation; `{handle}` an identifier, which a public operation may show to anyone.
 CANARY = RUN | {"marker", "handle"}

@@ -28,7 +28,16 @@ from pydantic import (
 
 from harness.config.errors import FieldProblem, closest, describe
 from harness.config.operations import OperationPattern, OperationRef, parse_operation, parse_pattern
-from harness.config.placeholders import CONFIG_DIR, EMBEDDED, MEMBERS, placeholders_in, unknown_placeholders
+from harness.config.placeholders import (
+    ACCEPT,
+    CONFIG_DIR,
+    EMBEDDED,
+    INVITE,
+    MEMBERS,
+    RUN,
+    placeholders_in,
+    unknown_placeholders,
+)
 
 __all__ = [
     "DEFAULT_ISSUER",
@@ -42,6 +51,7 @@ __all__ = [
     "FuzzConfig",
     "IdSource",
     "IdentityConfig",
+    "InvitesConfig",
     "LoginConfig",
     "MembersConfig",
     "PagesConfig",
@@ -58,7 +68,7 @@ __all__ = [
 
 DEFAULT_ISSUER = "https://iam-harness-12.clerk.accounts.dev"  # a development instance, by Clerk's key builder
 # The catalogue's check ids (harness.checks.catalogue, a layer above this one; a test keeps the two equal).
-KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O6", "C1", "C2", "I1", "I2", "I3")
+KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O5", "O6", "C1", "C2", "I1", "I2", "I3")
 # Default deny and tenant isolation are what the harness is for: no target may opt out of them.
 NEVER_NOT_APPLICABLE = ("M3", "M4")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -289,6 +299,57 @@ class MembersConfig(Section):
         check_placeholders("body", self.body, MEMBERS)
         if not placeholders_in(self.body) & {"role", "roles"}:
             raise FieldProblem("body", "must carry the member's role: {role} (one role) or {roles} (a list)")
+        return self
+
+
+def _one_group(value: str) -> str:
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if compiled.groups < 1:
+        raise ValueError("needs a group, ( ), around the token")
+    return value
+
+
+class InvitesConfig(Section):
+    """`[invites]`: how an organisation's admin invites an address, and how the invitee accepts the mailed link (O5)."""
+
+    create: Operation
+    body: dict[str, Any] = Field(description="the JSON body: {email}, {role} (a role's name), {org} (its id)")
+    accept: Operation
+    accept_body: dict[str, Any] = Field(description="the JSON body accepting an invite: {token}")
+    token: Annotated[str, AfterValidator(_one_group)] = Field(
+        description="a regular expression whose first group is the token, searched in the delivered mail"
+    )
+    id: JsonPath | None = Field(default=None, description="the invite's id in the create answer (for `revoke`)")
+    revoke: Operation | None = Field(default=None, description="revokes an invite: {id}")
+    role: Text | None = Field(default=None, description="the role invited; default: the first of [roles] other")
+    email_claim: Text = Field(default="email", description="the session token's claim holding the address")
+    expiring: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="headers that make a new invite expire within `expiring_seconds` (a test-mode hook); none: "
+        "whether an expired invite is refused is not known",
+    )
+    expiring_seconds: Annotated[StrictInt | StrictFloat, Field(gt=0, le=30)] = 1
+    mail_seconds: Annotated[StrictInt | StrictFloat, Field(gt=0, le=120)] = Field(
+        default=10, description="how long the mail of an invite may take to arrive"
+    )
+
+    @model_validator(mode="after")
+    def _templated(self) -> InvitesConfig:
+        check_placeholders("create", self.create.path, INVITE)
+        check_placeholders("body", self.body, INVITE)
+        if "email" not in placeholders_in(self.body):
+            raise FieldProblem("body", "must carry the invited address: {email}")
+        check_placeholders("accept", self.accept.path, ACCEPT)
+        check_placeholders("accept_body", self.accept_body, ACCEPT)
+        if "token" not in placeholders_in([self.accept.path, self.accept_body]):
+            raise FieldProblem("accept_body", "must carry the mailed token: {token}")
+        if self.revoke is not None:
+            check_placeholders("revoke", self.revoke.path, RUN | {"id"})
+            if self.id is None:
+                raise FieldProblem("id", "required with revoke: where the create answer holds the invite's id")
         return self
 
 

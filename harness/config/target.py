@@ -20,6 +20,7 @@ from harness.config.sections import (
     EmbeddedConfig,
     FuzzConfig,
     IdentityConfig,
+    InvitesConfig,
     MembersConfig,
     PagesConfig,
     PrincipalConfig,
@@ -44,6 +45,7 @@ class TargetConfig(Section):
     identity: IdentityConfig | None = None
     roles: RolesConfig = RolesConfig()
     members: MembersConfig | None = None
+    invites: InvitesConfig | None = None
     provisioning: ProvisioningConfig = ProvisioningConfig()
     setup: tuple[SetupRequest, ...] = Field(default=(), description="[[setup]]: sent in order before the world")
     principals: tuple[PrincipalConfig, ...] = ()

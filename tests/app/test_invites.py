@@ -21,8 +21,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from app.config import SettingsError, load_settings
+from app.config import AppMode, SettingsError, load_settings
 from app.invites import token_digest
+from app.services import Services
 from tests.app.support import (
     APP_VARS,
     ISSUER,
@@ -557,3 +558,14 @@ def test_an_http_base_url_is_accepted_in_test_mode_or_on_loopback(env: dict[str,
     assert load_settings(**env, app_base_url="http://localhost:8000/").app_base_url == "http://localhost:8000"
     testing = load_settings(**env, app_base_url="http://app.example.org", app_mode="test")
     assert testing.app_base_url == "http://app.example.org"
+
+
+def test_the_ttl_hook_makes_an_invite_expire_in_test_mode_only(
+    make_client: Callable[..., TestClient], minter: Minter
+) -> None:
+    services = make_client().app.state.services  # type: ignore[attr-defined]
+    assert isinstance(services, Services) and services.settings.app_mode is AppMode.TEST
+    full = services.settings.invite_ttl_seconds
+    assert [services.invite_ttl(v) for v in (None, "1", "0", "x", str(full * 2))] == [full, 1, 1, full, full]
+    production = make_client(app_mode="production").app.state.services  # type: ignore[attr-defined]
+    assert isinstance(production, Services) and production.invite_ttl("1") == full

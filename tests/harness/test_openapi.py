@@ -75,6 +75,43 @@ def test_example_body_has_required_fields_only() -> None:
     assert example_body(next(op for op in parse_schema(SCHEMA).operations if op.method == "GET")) is None
 
 
+def test_example_body_takes_a_strings_schema_example() -> None:
+    """A string whose valid values the schema cannot bound (a role's name) says one by `examples`; others get the
+    probe text, and an object's or array's `examples` are not taken whole."""
+    schema = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/invites": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["email", "role", "note", "tags"],
+                                    "properties": {
+                                        "email": {"type": "string", "format": "email"},
+                                        "role": {"type": "string", "examples": ["Member", "Viewer"]},
+                                        "note": {"type": "string", "examples": []},
+                                        "tags": {"type": "array", "examples": [["x"]]},
+                                    },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    }
+    (post,) = parse_schema(schema).operations
+    assert example_body(post, text="probe") == {
+        "email": "probe@example.org",
+        "role": "Member",
+        "note": "probe",
+        "tags": [],
+    }
+
+
 def test_fill_path() -> None:
     assert fill_path("/api/a/{a_id}/b/{b_id}", "X") == "/api/a/X/b/X"
 
