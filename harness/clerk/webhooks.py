@@ -74,7 +74,9 @@ class ClerkWebhooks:
         self.url = base_url.rstrip("/") + path
         self._webhook = Webhook(secret)
         self._instance_id = instance_id
-        self._transport = transport  # the run's transport to the target, when it has one
+        # The run's transport to the target, when it has one; else one of this sender's own, made once (a new
+        # transport costs tens of milliseconds: its TLS context), for every delivery.
+        self._transport: httpx.BaseTransport = transport or httpx.HTTPTransport()
 
     def send(
         self, event_type: str, data: dict[str, Any], msg_id: str | None = None, at: datetime | None = None
@@ -96,8 +98,8 @@ class ClerkWebhooks:
             "svix-signature": self._webhook.sign(msg_id, now, body),
             "content-type": "application/json",
         }
-        with httpx.Client(transport=self._transport, timeout=10) as client:
-            return client.post(self.url, content=body, headers=headers)
+        # Not closed: closing a client closes its transport, which outlives every delivery.
+        return httpx.Client(transport=self._transport, timeout=10).post(self.url, content=body, headers=headers)
 
     def user_deleted(self, user_id: str, at: datetime | None = None) -> httpx.Response:
         """`user.deleted`, as Clerk sends it when an account is deleted."""
