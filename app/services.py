@@ -133,7 +133,9 @@ class Services:
         """How long a new invite lives: INVITE_TTL_SECONDS, or in test mode the seconds the request's test hook asks
         for (`X-Test-Invite-Ttl-Seconds`, 1 to INVITE_TTL_SECONDS), so that expiry can be shown without waiting days."""
         ttl = self.settings.invite_ttl_seconds
-        if self.settings.app_mode is not AppMode.TEST or requested is None or not requested.isdigit():
+        if self.settings.app_mode is not AppMode.TEST or requested is None:
+            return ttl
+        if not (requested.isascii() and requested.isdigit() and len(requested) <= 9):
             return ttl
         return min(max(int(requested), 1), ttl)
 

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app import tenancy
-from app.auth.identity import UserDeleted, ensure_user
+from app.auth.identity import UserDeleted, ensure_user, hold_live
 from app.auth.token import plain_id
 from app.models import Membership, Organisation, Role, SyncedMembership, UserRole, WebhookDelivery
 from app.webhooks import ClerkEvent, Delivery, WebhookRefused, deleted_object
@@ -307,6 +307,9 @@ def _membership_upserted(ctx: _Context, event: ClerkEvent) -> Synced:
     # for it (or it for the login) instead of each holding what the other needs.
     try:
         user_id = ensure_user(session, member.public_user_data.user_id, accept_deleted=ctx.accept_deleted_users)
+        # As a first login does: share-lock the user's identity until commit, so that a `user.deleted` racing this
+        # event either waits and removes the membership it adds, or has tombstoned the user already.
+        hold_live(session, member.public_user_data.user_id, accept_deleted=ctx.accept_deleted_users)
     except UserDeleted:
         return Synced.STALE
     org = _upsert_org(ctx, member.organization)
@@ -367,7 +370,18 @@ def _membership_deleted(ctx: _Context, event: ClerkEvent) -> Synced:
         )
         .returning(SyncedMembership.org_id, SyncedMembership.user_id)
     ).one()
-    if row.org_id is not None and row.user_id is not None:
+    # A late deletion of a membership the user has since been given again (under another Clerk id) removes nothing.
+    again = session.scalar(
+        select(SyncedMembership.clerk_id)
+        .where(
+            SyncedMembership.org_id == row.org_id,
+            SyncedMembership.user_id == row.user_id,
+            SyncedMembership.clerk_id != clerk_id,
+            SyncedMembership.deleted_at.is_(None),
+        )
+        .limit(1)
+    )
+    if row.org_id is not None and row.user_id is not None and again is None:
         tenancy.bind_org_once(session, row.org_id)
         for model in (UserRole, Membership):
             session.execute(

@@ -14,7 +14,7 @@ so the same unique constraint that makes racing first logins safe makes resurrec
 tombstone is written whether or not the user ever signed in, since Clerk does not promise to deliver
 `user.deleted` after the first login it follows. A first login and a deletion racing each other serialise on
 that constraint as two logins do; a known user's login that adds a membership share-locks the identity row
-first (`_hold_live`), so a deletion either removes that membership or refuses the login.
+first (`hold_live`), so a deletion either removes that membership or refuses the login.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
     "database_breaks",
     "delete_user",
     "ensure_user",
+    "hold_live",
     "is_deleted",
     "provision",
     "resolve_identity",
@@ -155,14 +156,14 @@ def provision(session: Session, claims: SessionClaims, how: Provisioning = HEALT
     if how.fail_midway:
         raise database_breaks()
     if created:
-        _hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
+        hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
         _add_first_member(session, org.id, user_id, how.first_user_role)
     elif not _is_member(session, org.id, user_id):
         # A Clerk organisation its webhooks made before this user's membership arrived refuses them until it does
         # (Clerk delivers it within seconds): a session alone never makes anyone a member of a known organisation.
         if not how.trust_org_claim:
             raise NotAMember(str(org.id))
-        _hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
+        hold_live(session, claims.subject, accept_deleted=how.accept_deleted)
         _add_first_member(session, org.id, user_id, ADMIN_ROLE)  # the claim believed, membership and role made up
     return Identity(user_id=user_id, external_id=claims.subject, organisation=org)
 
@@ -228,7 +229,7 @@ def _identity_of(session: Session, external_id: str) -> _Known | None:
     return None if row is None else _Known(user_id=row.user_id, deleted_at=row.deleted_at)
 
 
-def _hold_live(session: Session, external_id: str, *, accept_deleted: bool) -> None:
+def hold_live(session: Session, external_id: str, *, accept_deleted: bool) -> None:
     """Before a login adds a membership: share-lock the user's identity row until commit, and re-check its
     tombstone. A deletion (which updates that row) then either waits for this login and removes the membership
     it adds, or commits first and this login is refused; never a deleted user left as a member."""

@@ -12,8 +12,10 @@ active, never by the accept's answer alone. In turn:
 5. a fresh invite accepted 16 times at once by 16 users of its address: exactly one is let in;
 6. an invite made to expire (`[invites] expiring`, a test-mode hook) and accepted after: refused;
 7. an invite revoked (`[invites] revoke`) and accepted after: refused;
-8. org1's member (a role without the admin's) invites: refused, and no mail;
-9. org1's admin invites into org2 (`{org}` naming org2): refused, no mail, and nobody joins org2 by it.
+8. org1's read-only member invites: refused, and no mail;
+9. org1's admin invites into org2 (`{org}` naming org2): nobody joins org2 by it.
+
+An answer a step is judged by that proves nothing (none, a 401, a 5xx) is a finding of its own, never a refusal.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from harness.checks.findings import FindingKind
 from harness.checks.judged import Judged
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.config.model import IdentityConfig, InvitesConfig
-from harness.config.placeholders import fill_template
+from harness.config.placeholders import fill_template, placeholders_in
 from harness.engine.exchange import Caller, Exchange, lookup
 from harness.engine.planting import id_text
 from harness.engine.world import ClerkCredentials, Org, Principal, World
@@ -124,13 +126,24 @@ class _Flow:
         return seen.status, [str(r) for r in roles] if isinstance(roles, list) else None
 
     def misused(self, what: str, seen: Exchange, org: Org, sub: str, email: str) -> bool:
-        """After an accept that must be refused: a finding if it answered 2xx or made `sub` a member."""
+        """After an accept that must be refused: a finding if it answered 2xx or made `sub` a member; a server error
+        or an answer that says nothing about membership (none, 401) is never taken for a refusal."""
         status, roles = self.roles_in(org, sub, email)
         if seen.ok or roles is not None:
             detail = f"{what}: the accept answered {seen.status}, and who-am-I in {org.key} {status} with roles {roles}"
             self.judged.find(FindingKind.INVITE_MISUSED, str(self.config.accept), sub, detail, seen)
             return True
+        self.undecided(what, seen, status, sub)
         return False
+
+    def undecided(self, what: str, seen: Exchange, status: int, who: str) -> None:
+        """A finding when an answer a step is judged by proves nothing: a 5xx, no answer, or a 401."""
+        if seen.status >= 500 or status >= 500:
+            detail = f"{what}: the accept answered {seen.status}, who-am-I {status}"
+            self.judged.find(FindingKind.SERVER_ERROR, str(self.config.accept), who, detail, seen)
+        elif not seen.answered or seen.status == 401 or status in (0, 401):
+            detail = f"{what}: the accept answered {seen.status or 'nothing'}, who-am-I {status or 'nothing'}"
+            self.judged.not_exercised(str(self.config.accept), who, detail, seen)
 
 
 def invite_flow(
@@ -232,7 +245,11 @@ def _at_once(flow: _Flow, owner: Caller, org1: Org) -> None:
 
     with ThreadPoolExecutor(max_workers=len(sessions), thread_name_prefix="o5-accept") as pool:
         answers = list(pool.map(one, sessions))
-    members = [sub for sub, _ in sessions if flow.roles_in(org1, sub, email)[1] is not None]
+    seen = [flow.roles_in(org1, sub, email) for sub, _ in sessions]
+    members = [roles for _, roles in seen if roles is not None]
+    for answer, (status, _) in zip(answers, seen, strict=True):
+        if not answer.ok:
+            flow.undecided("one of the accepts at once", answer, status, "racing invitee")
     statuses = sorted(seen.status for seen in answers)
     flow.judged.add(
         f"{len(sessions)} users of {email} accept one invite at once: {statuses}; members after: {len(members)}"
@@ -289,11 +306,19 @@ def _revoked(flow: _Flow, owner: Caller, org1: Org) -> None:
 
 
 def _cross_org(flow: _Flow, owner: Caller, inviter: Principal, org2: Org) -> None:
-    """org1's admin invites into org2: refused, no mail, and nobody joins org2 by it."""
+    """org1's admin invites into org2 (`{org}` naming it): nobody may join org2 by it. A target that invites into
+    the caller's own organisation whatever `{org}` says, or refuses, is right."""
+    config = flow.config
+    if "org" not in placeholders_in([config.create.path, config.body]):
+        flow.judged.add("[invites] names no {org}: an invite into another organisation is not tried")
+        return
     email = flow.address("crossorg")
     made = flow.invite(owner, inviter, org2, email)
-    if made.status == 401:  # the inviter's own session refused: that proves nothing about another organisation
-        flow.judged.not_exercised(str(flow.config.create), owner.name, f"the admin was not signed in: {made.line()}")
+    if flow.judged.unanswered(made, str(config.create), owner.name):
+        return
+    if made.status == 401 or made.status >= 500:  # the inviter's own session refused, or the target failing
+        kind = FindingKind.SERVER_ERROR if made.status >= 500 else FindingKind.NOT_EXERCISED
+        flow.judged.find(kind, str(config.create), owner.name, f"an invite into {org2.key}: {made.line()}", made)
         return
     token = flow.mail_for(email, seconds=flow.quiet_seconds)
     joined = None
@@ -303,28 +328,28 @@ def _cross_org(flow: _Flow, owner: Caller, inviter: Principal, org2: Org) -> Non
         joined = flow.roles_in(org2, sub, email)[1]
     flow.judged.add(
         f"{owner.name} invites {email} into {org2.key}: {made.status}; mail: {'yes' if token else 'none'}"
-        + ("" if joined is None else f"; the invitee is {joined} in {org2.key}")
+        + ("" if not token else f"; the invitee accepts and is {joined} in {org2.key}")
     )
-    if made.ok or token or joined is not None:
-        detail = (
-            f"{owner.name} invited into {org2.key}: {made.status}, mail {'sent' if token else 'none'}, joined {joined}"
-        )
-        kind = FindingKind.CROSS_ORG_WRITE if joined is not None else FindingKind.NOT_REFUSED
-        flow.judged.find(kind, str(flow.config.create), owner.name, detail, made)
+    if joined is not None:
+        detail = f"{owner.name} invited into {org2.key} ({made.status}), and the invitee joined it as {joined}"
+        flow.judged.find(FindingKind.CROSS_ORG_WRITE, str(config.create), owner.name, detail, made)
 
 
 def _member_invites(flow: _Flow, org1: Org) -> None:
-    """A member without the admin's role invites: refused, and no mail."""
-    admin = flow.target.config.admin_role
-    member = next((p for p in org1.principals if p.role is not None and p.role != admin), None)
+    """A read-only member invites: refused, and no mail."""
+    read_only = flow.target.config.roles.read_only
+    member = next((p for p in org1.principals if p.role is not None and p.role in read_only), None)
     if member is None:
-        flow.judged.add(f"{org1.key} has no member without the admin's role: an invite by one not checked")
+        flow.judged.add(f"{org1.key} has no read-only member: an invite by one is not tried")
         return
     email = flow.address("bymember")
     with member.caller(flow.target.base_url, flow.transport) as caller:
         made = flow.invite(caller, member, org1, email)
-    if made.status == 401:
-        flow.judged.not_exercised(str(flow.config.create), member.name, f"the member was not signed in: {made.line()}")
+    if flow.judged.unanswered(made, str(flow.config.create), member.name):
+        return
+    if made.status == 401 or made.status >= 500:
+        kind = FindingKind.SERVER_ERROR if made.status >= 500 else FindingKind.NOT_EXERCISED
+        flow.judged.find(kind, str(flow.config.create), member.name, f"a {member.role}'s invite: {made.line()}", made)
         return
     token = flow.mail_for(email, seconds=flow.quiet_seconds)
     flow.judged.add(f"{member.name} ({member.role}) invites: {made.status}; mail: {'yes' if token else 'none'}")

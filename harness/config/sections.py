@@ -548,6 +548,10 @@ class DatabaseConfig(Section):
     org_table: Text
     org_column: Text
     url: Text | None = None  # None: the embedded target's own database, or none for a remote target
+    append_only: frozenset[Text] = Field(
+        default=frozenset(),
+        description="tables that grow with every request (audit logs, events): never compared by row counts (I1, I2)",
+    )
 
 
 class ProvisioningConfig(Section):

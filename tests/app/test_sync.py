@@ -258,3 +258,27 @@ def test_stale_update_applied_overwrites_and_revives(
     send(client, "organizationMembership.updated", membership_data(clerk_id("orgmem"), back, user, "org:admin", 40))
     assert org_rows(shared_database_url, org_id) == [("Back", False)]
     assert me(client, minter, user, org_id)[0] == 200
+
+
+def test_a_late_deletion_of_an_old_membership_keeps_the_new_one(client: TestClient, minter: Minter) -> None:
+    """Removed and added again (a new Clerk membership id), then the old removal delivered late: still a member."""
+    org_id, user = clerk_id("org"), clerk_id("user")
+    org = org_data(org_id, "Again", 10)
+    old, new = clerk_id("orgmem"), clerk_id("orgmem")
+    send(client, "organizationMembership.created", membership_data(old, org, user, "org:member", 10))
+    send(client, "organizationMembership.created", membership_data(new, org, user, "org:member", 30))
+    send(client, "organizationMembership.deleted", {"object": "organization_membership", "id": old, "deleted": True})
+    status, body = me(client, minter, user, org_id)
+    assert (status, body["roles"]) == (200, ["Member"])
+    send(client, "organizationMembership.deleted", {"object": "organization_membership", "id": new, "deleted": True})
+    assert me(client, minter, user, org_id)[0] == 403
+
+
+def test_a_membership_of_a_deleted_user_is_never_applied(client: TestClient, minter: Minter) -> None:
+    org_id, user = clerk_id("org"), clerk_id("user")
+    send(client, "user.deleted", {"object": "user", "id": user, "deleted": True})
+    org = org_data(org_id, "Gone user", 10)
+    assert (
+        send(client, "organizationMembership.created", membership_data(clerk_id("orgmem"), org, user, "org:admin", 10))
+        == "stale"
+    )

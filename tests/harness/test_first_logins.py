@@ -22,7 +22,14 @@ from harness.clerk.issuer import Issuer
 from harness.config.model import load_config
 from tests.harness.clerk_fake import FakeClerkTarget
 
-FLAWS = ("check_then_insert", "commits_as_it_goes", "losers_refused", "hook_ignored", "grant_per_request")
+FLAWS = (
+    "check_then_insert",
+    "commits_as_it_goes",
+    "losers_refused",
+    "hook_ignored",
+    "hook_refused",
+    "grant_per_request",
+)
 CHAOS = "X-Chaos"
 
 
@@ -59,6 +66,8 @@ class SignUps:
         if sub is None or request.url.path != "/v1/whoami":
             return httpx.Response(401 if sub is None else 404)
         chaos = request.headers.get(CHAOS) == "tear" and "hook_ignored" not in self.flaws
+        if chaos and "hook_refused" in self.flaws:
+            return httpx.Response(400, json={"error": "unknown header"})  # refused before anything was written
         if "check_then_insert" in self.flaws:
             known = self._find(sub)
             time.sleep(0.005)  # the gap between the look-up and the insert
@@ -188,6 +197,8 @@ def test_a_sound_sign_up_is_clean_and_says_what_it_counted(tmp_path: Path, issue
         ("grant_per_request", {FindingKind.PROVISIONING_RACE}),
         ("commits_as_it_goes", {FindingKind.HALF_PROVISIONED}),
         ("hook_ignored", {FindingKind.NOT_EXERCISED}),
+        # a 4xx to the torn login is a refusal before anything was written, not a failure midway
+        ("hook_refused", {FindingKind.NOT_EXERCISED}),
     ],
 )
 def test_each_way_of_getting_provisioning_wrong_is_found(
@@ -253,3 +264,15 @@ def test_without_identity_it_decides_nothing(tmp_path: Path, issuer: Issuer) -> 
     judged = first_logins(target, issuer, random.Random(3), httpx.MockTransport(app.handle), app.footprint)
     assert judged.ok and judged.inapplicable is not None and "[identity]" in judged.inapplicable
     assert not app.accounts
+
+
+def test_a_database_that_shows_nothing_is_never_compared(tmp_path: Path, issuer: Issuer) -> None:
+    """A reader kept out by row-level security sees no row of anyone: the rows are said not to be compared, and
+    nothing is claimed of them (the API half still judges)."""
+    app = SignUps(issuer, frozenset({"check_then_insert"}))
+    judged = first_logins(
+        _target(tmp_path, issuer), issuer, random.Random(3), httpx.MockTransport(app.handle), lambda values: {}
+    )
+    assert "the database shows no row of a first login alone: rows are not compared" in judged.evidence
+    assert not any("rows:" in line for line in judged.evidence)
+    assert {f.kind for f in judged.findings} == {FindingKind.PROVISIONING_RACE}  # found by the answers alone

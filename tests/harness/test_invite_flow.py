@@ -39,9 +39,10 @@ FLAWS = (
     "never_expires",
     "revoke_ignored",
     "any_team",
-    "contributors_invite",
+    "observers_invite",
     "short_codes",
     "no_mail",
+    "crashes_on_reuse",
 )
 LEAD, CONTRIBUTOR, OBSERVER = "lead", "contributor", "observer"
 LIFETIME = "X-Tracker-Invite-Lifetime-Ms"
@@ -169,7 +170,7 @@ class Tracker:
             role = None if judged_in is None else self.grants.get((judged_in, sub))
             if role is None:
                 return httpx.Response(404, json={"problem": "no such team"})
-            if role != LEAD and "contributors_invite" not in self.flaws:
+            if role != LEAD and "observers_invite" not in self.flaws:
                 return httpx.Response(403, json={"problem": "only a lead invites"})
             code = secrets.token_hex(4 if "short_codes" in self.flaws else 20)
             seconds = int(lifetime) / 1000 if lifetime and lifetime.isdigit() else WEEK
@@ -211,6 +212,8 @@ class Tracker:
                 return httpx.Response(403, json={"problem": "this invitation is for someone else"})
             if invitation.revoked and "revoke_ignored" not in self.flaws:
                 return httpx.Response(410, json={"problem": "revoked"})
+            if invitation.used_by is not None and "crashes_on_reuse" in self.flaws:
+                return httpx.Response(500, json={"problem": "internal"})
             if invitation.used_by is not None and "reusable" not in self.flaws:
                 return httpx.Response(409, json={"problem": "already redeemed"})
             if time.monotonic() >= invitation.expires and "never_expires" not in self.flaws:
@@ -293,7 +296,7 @@ read = "GET /v2/tickets/{id}"
 
 
 def _world(issuer: Issuer, tracker: Tracker) -> World:
-    """Two teams, each with its lead; team 1 also has a contributor."""
+    """Two teams, each with its lead; team 1 also has an observer (read-only)."""
     world = World(orgs={})
     for n in (1, 2):
         clerk_org = f"org_2tracker{n}".ljust(31, "0")
@@ -302,11 +305,11 @@ def _world(issuer: Issuer, tracker: Tracker) -> World:
         tracker.grants[(n, lead.sub)] = LEAD
         principals = [Principal(f"team{n} lead", f"team{n}", LEAD, lead)]
         if n == 1:
-            contributor = ClerkCredentials(
-                issuer, "user_2contrib1".ljust(32, "0"), ActiveOrg(clerk_org, "team-1", "member")
+            observer = ClerkCredentials(
+                issuer, "user_2observe1".ljust(32, "0"), ActiveOrg(clerk_org, "team-1", "member")
             )
-            tracker.grants[(n, contributor.sub)] = CONTRIBUTOR
-            principals.append(Principal("team1 contributor", "team1", CONTRIBUTOR, contributor))
+            tracker.grants[(n, observer.sub)] = OBSERVER
+            principals.append(Principal("team1 observer", "team1", OBSERVER, observer))
         world.orgs[f"team{n}"] = Org(key=f"team{n}", principals=principals, id=str(n))
     return world
 
@@ -357,7 +360,7 @@ def test_a_sound_invite_flow_is_clean_and_says_each_step(tmp_path: Path, issuer:
     assert "an invite made to expire in 0.2 s, accepted after: 410" in judged.evidence
     assert "an invite revoked (204), accepted after: 410" in judged.evidence
     assert _line(judged, "into team2").endswith("into team2: 404; mail: none")
-    assert "team1 contributor (contributor) invites: 403; mail: none" in judged.evidence
+    assert "team1 observer (observer) invites: 403; mail: none" in judged.evidence
     # the invited address and one racer joined team 1; nobody joined team 2; four invites were mailed
     assert len(tracker.members(1)) == 2 + 2 and tracker.members(2) == ["user_2lead2".ljust(32, "0")]
     assert tracker.mailed == 4 and len(tracker.invitations) == 4
@@ -373,9 +376,11 @@ def test_a_sound_invite_flow_is_clean_and_says_each_step(tmp_path: Path, issuer:
         ("never_expires", {FindingKind.INVITE_MISUSED}),
         ("revoke_ignored", {FindingKind.INVITE_MISUSED}),
         ("any_team", {FindingKind.CROSS_ORG_WRITE}),
-        ("contributors_invite", {FindingKind.NOT_REFUSED}),
+        ("observers_invite", {FindingKind.NOT_REFUSED}),
         ("short_codes", {FindingKind.WEAK_INVITE_TOKEN}),
         ("no_mail", {FindingKind.NOT_EXERCISED}),
+        # a used invite answered with a 500 is no refusal: a server error of its own, never a pass
+        ("crashes_on_reuse", {FindingKind.SERVER_ERROR}),
     ],
 )
 def test_each_way_of_getting_invites_wrong_is_found(
@@ -399,9 +404,8 @@ def test_a_reusable_invite_is_named_for_the_second_use_and_the_race(
 def test_an_invite_into_another_team_is_named_with_who_joined(tmp_path: Path, issuer: Issuer, mailbox: Mailbox) -> None:
     judged, tracker = _judge(tmp_path, issuer, mailbox, frozenset({"any_team"}))
     (finding,) = judged.findings
-    assert finding.principal == "team1 lead" and "invited into team2: 201, mail sent, joined ['contributor']" in (
-        finding.detail
-    )
+    assert finding.principal == "team1 lead"
+    assert "invited into team2 (201), and the invitee joined it as ['contributor']" in finding.detail
     assert len(tracker.members(2)) == 2
 
 
@@ -438,5 +442,5 @@ def test_without_an_expiry_hook_that_step_is_never_a_pass(tmp_path: Path, issuer
     assert [f.kind for f in judged.findings] == [FindingKind.NOT_EXERCISED]
     assert "names no [invites] expiring hook" in judged.findings[0].detail
     assert "an invite revoked (204), accepted after: 410" in judged.evidence  # the rest still ran
-    assert "team1 contributor (contributor) invites: 403; mail: none" in judged.evidence
+    assert "team1 observer (observer) invites: 403; mail: none" in judged.evidence
     assert tracker.mailed == 3

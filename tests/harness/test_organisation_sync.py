@@ -35,6 +35,7 @@ FLAWS = (
     "unsigned_accepted",
     "refuses_duplicates",
     "crashes_on_replay",
+    "crashes_for_outsiders",
 )
 GRANTS = {"org:admin": "owner", "org:member": "regular"}  # Clerk's organisation role -> the app's
 SMALL = Storm(organisations=12, deliveries=160, bursts=3, copies=6, senders=4)
@@ -117,6 +118,8 @@ class Workspaces:
                 workspace = self._insert(clerk_org, str(active.get("slg") or clerk_org), None)
                 self.members.append(Member(next(self.numbers), workspace.num, sub, "owner", None))
             member = None if workspace.archived else self._member(workspace.num, sub)
+            if member is None and "crashes_for_outsiders" in self.flaws:
+                return httpx.Response(500, json={"ok": False, "error": "internal"})
             if member is None:
                 return httpx.Response(403, json={"ok": False, "error": "not_in_workspace"})
             return httpx.Response(
@@ -334,6 +337,8 @@ def test_a_sound_sync_is_clean_and_says_what_it_sent(tmp_path: Path, issuer: Iss
         ("unsigned_accepted", {FindingKind.FORGED_WEBHOOK_ACCEPTED, FindingKind.SYNC_DIVERGED}),
         ("refuses_duplicates", {FindingKind.SYNC_DIVERGED}),
         ("crashes_on_replay", {FindingKind.SERVER_ERROR}),
+        # a removed member answered with a 500 is not kept out: a server error, never a pass
+        ("crashes_for_outsiders", {FindingKind.SERVER_ERROR}),
     ],
 )
 def test_each_way_of_getting_the_sync_wrong_is_found(
