@@ -4,12 +4,13 @@ errors; Clerk's organisation sync makes one organisation per Clerk organisation.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 
 import pytest
 
 from harness.checks.provisioning import first_logins
 from harness.checks.sync import organisation_sync
+from harness.checks.together import Footprint
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.config.model import IdentityConfig
 from harness.database.traces import rows_naming
@@ -96,7 +97,7 @@ def test_first_login_with_clerk_ids_resolves_roles(
     evidence.add("two first logins with Clerk-shaped ids resolved identity and roles; no 5xx, no SQL text")
 
 
-def _footprint(target: Target) -> Callable[[Collection[str]], Mapping[str, int]] | None:
+def _footprint(target: Target) -> Footprint | None:
     """Per table, the rows holding some ids, where the harness may read the database; append-only tables (audit
     logs, which grow with every request) are left out."""
     url, database = target.database_url, target.config.database

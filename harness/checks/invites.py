@@ -20,20 +20,19 @@ An answer a step is judged by that proves nothing (none, a 401, a 5xx) is a find
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import re
-import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
 from harness.checks.findings import FindingKind
 from harness.checks.judged import Judged
+from harness.checks.together import at_once
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.config.model import IdentityConfig, InvitesConfig
 from harness.config.placeholders import fill_template, placeholders_in
@@ -49,7 +48,6 @@ CONCURRENT_ACCEPTS = 16
 MIN_TOKEN_BITS = 128
 _POLL_SECONDS = 0.1
 QUIET_SECONDS = 1.0  # how long a refused invite's mail is waited for, to see it never comes
-_RELEASE_SECONDS = 30.0
 
 
 def _bits(token: str) -> float:
@@ -236,15 +234,8 @@ def _at_once(flow: _Flow, owner: Caller, org1: Org) -> None:
         flow.judged.not_exercised(str(flow.config.create), owner.name, f"a second invite failed: {made.line()}", made)
         return
     sessions = [flow.session(email) for _ in range(CONCURRENT_ACCEPTS)]
-    start = threading.Barrier(len(sessions))
-
-    def one(session: tuple[str, dict[str, str]]) -> Exchange:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            start.wait(timeout=_RELEASE_SECONDS)
-        return flow.accept(session[1], token, "racing invitee")
-
-    with ThreadPoolExecutor(max_workers=len(sessions), thread_name_prefix="o5-accept") as pool:
-        answers = list(pool.map(one, sessions))
+    accepts = [partial(flow.accept, headers, token, "racing invitee") for _, headers in sessions]
+    answers = at_once(accepts, name="o5-accept")
     seen = [flow.roles_in(org1, sub, email) for sub, _ in sessions]
     members = [roles for _, roles in seen if roles is not None]
     for answer, (status, _) in zip(answers, seen, strict=True):

@@ -18,31 +18,23 @@ admin role. With the database, leftovers and duplicates are counted as rows.
 
 from __future__ import annotations
 
-import contextlib
 import random
-import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import httpx
-import psycopg
 
 from harness.checks.findings import FindingKind
 from harness.checks.judged import Judged
+from harness.checks.together import Footprint, at_once, read_rows, rows_text
 from harness.clerk.issuer import Issuer, clerk_id
 from harness.config.model import IdentityConfig
 from harness.engine.exchange import Caller, Exchange, lookup
 from harness.engine.planting import id_text
 from harness.target.running import Target
 
-__all__ = ["RACE_RELEASE_SECONDS", "Footprint", "first_logins"]
-
-Footprint = Callable[[Collection[str]], Mapping[str, int]]
-"""Per table, how many rows hold one of the given ids (`harness.database.traces.rows_naming`, bound to a URL)."""
-
-RACE_RELEASE_SECONDS = 30.0  # how long the racers wait for each other before the race is called off
+__all__ = ["first_logins"]
 
 
 @dataclass(frozen=True)
@@ -114,13 +106,10 @@ class _Study:
         """The footprint of `sub` and `ids`, or None (said once) when the database cannot be read."""
         if self.footprint is None:
             return None
-        try:
-            return self.footprint({sub, *ids})
-        except psycopg.Error as error:
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
-            self.judged.not_exercised("read the database", "harness", f"the target's database cannot be read: {reason}")
+        rows = read_rows(self.footprint, {sub, *ids}, self.judged)
+        if rows is None:
             self.footprint = None
-            return None
+        return rows
 
     def alone(self, sub: str) -> Mapping[str, int] | None:
         """The first user's login, made alone: what every other first login is measured against."""
@@ -165,7 +154,7 @@ class _Study:
             self._judge_settled(sub, later, users, orgs)
         rows = self.rows(sub, ids)
         if rows is not None and self.footprint is not None and rows != measure:
-            detail = f"the race left {_rows(rows)}; a first login alone leaves {_rows(measure)}"
+            detail = f"the race left {rows_text(rows)}; a first login alone leaves {rows_text(measure)}"
             self.judged.find(FindingKind.PROVISIONING_RACE, "rows of the database", sub, detail)
         found = len(self.judged.findings) - before
         self.judged.add(
@@ -189,17 +178,12 @@ class _Study:
 
     def _race(self, sub: str, racers: int) -> list[_Seen]:
         headers = self.issuer.mint(sub).headers
-        start = threading.Barrier(racers)
 
-        def one(_: int) -> _Seen:
+        def one() -> _Seen:
             with Caller(self.target.base_url, name=sub, transport=self.transport) as caller:
-                # Released by the timeout instead (a racer that never started): send anyway, the race is less tight.
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    start.wait(timeout=RACE_RELEASE_SECONDS)
                 return _read(caller.call("GET", self.identity.me, headers=headers), self.identity)
 
-        with ThreadPoolExecutor(max_workers=racers, thread_name_prefix="i1-racer") as pool:
-            return list(pool.map(one, range(racers)))
+        return at_once([one] * racers, name="i1-racer")
 
     def failing_midway(self, sub: str, measure: Mapping[str, int]) -> None:
         """A first login broken midway leaves nothing of the user, and their next login provisions them cleanly."""
@@ -222,7 +206,7 @@ class _Study:
         before = len(self.judged.findings)
         left = self.rows(sub, ())
         if left:
-            detail = f"a first login that failed midway ({broken.exchange.status}) left {_rows(left)}"
+            detail = f"a first login that failed midway ({broken.exchange.status}) left {rows_text(left)}"
             self.judged.find(FindingKind.HALF_PROVISIONED, "rows of the database", sub, detail, broken.exchange)
         clean = self.login(sub)
         if self.judged.unanswered(clean.exchange, self.operation, sub):
@@ -236,13 +220,14 @@ class _Study:
         rows = self.rows(sub, clean.ids)
         if rows is not None and self.footprint is not None and rows != measure:
             detail = (
-                f"provisioned after a failure, the user left {_rows(rows)}; a first login alone leaves {_rows(measure)}"
+                f"provisioned after a failure, the user left {rows_text(rows)}; a first login alone leaves "
+                f"{rows_text(measure)}"
             )
             self.judged.find(FindingKind.HALF_PROVISIONED, "rows of the database", sub, detail)
         found = len(self.judged.findings) - before
         self.judged.add(
             f"a first login of {sub} failed midway on purpose: {broken.exchange.status}"
-            + ("" if left is None else f", leaving {_rows(left)}")
+            + ("" if left is None else f", leaving {rows_text(left)}")
             + f"; the next one: {clean.exchange.status}, roles {list(clean.roles or ())}"
             + _rows_line(rows)
             + (f": {found} finding(s)" if found else ": nothing was left half-made")
@@ -253,9 +238,5 @@ def _statuses(statuses: Counter[int]) -> str:
     return ", ".join(f"{count} x {status or 'no answer'}" for status, count in sorted(statuses.items()))
 
 
-def _rows(rows: Mapping[str, int]) -> str:
-    return ", ".join(f"{table} {count}" for table, count in sorted(rows.items())) or "no row"
-
-
 def _rows_line(rows: Mapping[str, int] | None) -> str:
-    return "" if rows is None else f"; rows: {_rows(rows)}"
+    return "" if rows is None else f"; rows: {rows_text(rows)}"

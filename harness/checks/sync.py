@@ -24,7 +24,6 @@ as a second row.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 from collections import Counter, defaultdict
@@ -35,10 +34,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import psycopg
 
 from harness.checks.findings import FindingKind
 from harness.checks.judged import Judged
+from harness.checks.together import Footprint, at_once, read_rows, rows_text
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
 from harness.clerk.webhooks import ClerkWebhooks, membership_data, new_secret, organization_data
 from harness.config.model import IdentityConfig
@@ -47,8 +46,6 @@ from harness.engine.planting import id_text
 from harness.target.running import Target
 
 __all__ = ["STORM", "Storm", "organisation_sync"]
-
-Footprint = Callable[[Collection[str]], Mapping[str, int]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,6 @@ class Storm:
 
 STORM = Storm()
 T0 = 1_700_000_000_000  # Clerk's times are ms since the epoch; the story's start
-_RELEASE_SECONDS = 30.0
 
 
 @dataclass
@@ -176,15 +172,7 @@ class _Study:
 
     def at_once(self, event: _Event, copies: int) -> None:
         """`copies` deliveries of one event (one svix id), released together."""
-        start = threading.Barrier(copies)
-
-        def one(_: int) -> int:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                start.wait(timeout=_RELEASE_SECONDS)
-            return self.send(event)
-
-        with ThreadPoolExecutor(max_workers=copies, thread_name_prefix="i2-replay") as pool:
-            list(pool.map(one, range(copies)))
+        at_once([lambda: self.send(event)] * copies, name="i2-replay")
 
     def sign_in(self, org: _Org, sub: str, role: str) -> tuple[int, str | None, str | None, list[str] | None]:
         """A member's who-am-I with `org` active: status, organisation id and name named, roles listed."""
@@ -203,13 +191,10 @@ class _Study:
     def rows(self, values: Collection[str]) -> Mapping[str, int] | None:
         if self.footprint is None:
             return None
-        try:
-            return self.footprint(values)
-        except psycopg.Error as error:
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
-            self.judged.not_exercised("read the database", "harness", f"the target's database cannot be read: {reason}")
+        rows = read_rows(self.footprint, values, self.judged)
+        if rows is None:
             self.footprint = None
-            return None
+        return rows
 
 
 def organisation_sync(
@@ -296,7 +281,7 @@ def _baseline(study: _Study) -> Mapping[str, int] | None:
     judged.add(
         f"one organisation delivered once (organization.created, user.created, organizationMembership.created): "
         f"{answers}; its creator signs in: {status}, roles {roles}"
-        + ("" if rows is None else f"; rows holding its Clerk id: {_rows(rows)}")
+        + ("" if rows is None else f"; rows holding its Clerk id: {rows_text(rows)}")
     )
     return rows or {}
 
@@ -313,20 +298,12 @@ def _racing_first_login(study: _Study) -> _Org:
         _event(rng, "organization.created", data),
         _event(rng, "organizationMembership.created", membership_data(member.membership, data, sub, "org:admin", T0)),
     ]
-    start = threading.Barrier(3)
-
-    def run(step: Callable[[], object]) -> object:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            start.wait(timeout=_RELEASE_SECONDS)
-        return step()
-
     steps: list[Callable[[], object]] = [
         lambda: study.sign_in(org, sub, "org:admin")[0],
         lambda: study.send(told[0]),
         lambda: study.send(told[1]),
     ]
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="i2-race") as pool:
-        first = next(iter(pool.map(run, steps)))
+    first = at_once(steps, name="i2-race")[0]
     study.judged.add(f"a first login with {org_id} active raced its organization.created and membership: {first}")
     return org
 
@@ -472,14 +449,13 @@ def _count_rows(study: _Study, orgs: Sequence[_Org], measure: Mapping[str, int])
         if rows is None:
             return ""
         if any(count > measure.get(table, 0) for table, count in rows.items()):
-            more.append(f"{org.id}: {_rows(rows)}")
+            more.append(f"{org.id}: {rows_text(rows)}")
     if more:
-        detail = f"{len(more)} organisations hold more rows than one delivered once ({_rows(measure)}): " + "; ".join(
-            more[:3]
+        detail = (
+            f"{len(more)} organisations hold more rows than one delivered once ({rows_text(measure)}): "
+            + "; ".join(more[:3])
         )
         study.judged.find(FindingKind.SYNC_DUPLICATE, "rows of the database", "Clerk", detail)
-    return f"; by rows, {len(orgs) - len(more)} of {len(orgs)} organisations as one delivered once ({_rows(measure)})"
-
-
-def _rows(rows: Mapping[str, int]) -> str:
-    return ", ".join(f"{table} {count}" for table, count in sorted(rows.items())) or "no row"
+    return (
+        f"; by rows, {len(orgs) - len(more)} of {len(orgs)} organisations as one delivered once ({rows_text(measure)})"
+    )
