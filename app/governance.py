@@ -102,6 +102,20 @@ def role_ids(session: Session, names: Iterable[str]) -> dict[str, uuid.UUID]:
     return found
 
 
+def granted_by(session: Session, names: Iterable[str]) -> set[str]:
+    """Every permission the roles named grant together."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return set()
+    rows = session.scalars(
+        select(Permission.name)
+        .join(RolePermission, RolePermission.permission_id == Permission.id)
+        .join(Role, Role.id == RolePermission.role_id)
+        .where(Role.name.in_(wanted))
+    )
+    return set(rows)
+
+
 def roles_of(session: Session, org_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
     """The role names each of `user_ids` holds in organisation `org_id`."""
     ids = list(user_ids)

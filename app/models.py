@@ -178,7 +178,7 @@ class SyncedMembership(Base):
 
 
 class Role(Base):
-    """A governance role (`governance_roles`): Admin, Member, Viewer, seeded by migration."""
+    """A governance role (`governance_roles`): Admin, Manager, Member, Viewer, seeded by migration."""
 
     __tablename__ = "governance_roles"
 

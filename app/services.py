@@ -252,12 +252,16 @@ class Services:
             raise ApiError.not_found()
         return OrgRef(id=row.id, external_id=row.external_id, name=row.name)
 
-    def role_within_inviter(self, principal: Principal, permissions: Iterable[str]) -> bool:
-        """Whether a role granting `permissions` grants nothing the inviter lacks in their organisation (OWASP API5);
-        always, with the `invite_role_escalation` fault."""
-        if self.has(Fault.INVITE_ROLE_ESCALATION):
-            return True
+    @staticmethod
+    def grantable(principal: Principal, permissions: Iterable[str]) -> bool:
+        """Whether `principal` may hand out (or take away) what grants `permissions`: only if it holds every one of
+        them in its organisation (OWASP API5). A Manager gives a Member's role, never an Admin's."""
         return set(permissions) <= set(principal.permissions)
+
+    def role_within_inviter(self, principal: Principal, permissions: Iterable[str]) -> bool:
+        """Whether a role granting `permissions` may be invited by `principal` (`grantable`); always, with the
+        `invite_role_escalation` fault."""
+        return self.has(Fault.INVITE_ROLE_ESCALATION) or self.grantable(principal, permissions)
 
     def accept_guards(self) -> AcceptGuards:
         """What accepting an invite checks: all of it, less what a fault switch drops."""

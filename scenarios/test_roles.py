@@ -24,7 +24,7 @@ def test_fresh_deploy_has_seeded_roles(
     evidence: Evidence,
     transport: GuardedTransport,
 ) -> None:
-    """A fresh deploy has Admin, Member and Viewer, each with its permissions, as the roles API lists them."""
+    """A fresh deploy has every role `[roles] seeded` names, each with its permissions, as the roles API lists them."""
     roles_config = target.config.roles
     sub = clerk_id("user", random.Random(f"O3-{harness_seed}"))
     with Caller(target.base_url, issuer.mint(sub).headers, transport=transport) as caller:

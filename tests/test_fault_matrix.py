@@ -191,6 +191,11 @@ ROWS = [
             ("invite_not_bound_to_email", "any signed-in user may accept", "another address accepted the invite"),
             ("invite_never_expires", "expiry is not checked", "an invite accepted after it expired"),
             ("invite_cross_org", "an org_id in the body is honoured, unchecked", "org1 admin invited into org2"),
+            (
+                "invite_role_escalation",
+                "the invited role is not held to the inviter's own",
+                "a Manager invited an Admin (201), and the invitee joined as ['Admin']",
+            ),
         ]
     ],
     *[

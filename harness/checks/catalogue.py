@@ -23,7 +23,7 @@ CATALOGUE: tuple[Check, ...] = (
     Check("M4", "A user in org1 cannot read, change or even detect org2's data", "measure"),
     Check("O1", "A first login with a Clerk-shaped user id resolves roles: no 5xx, no SQL error text", "obstacle"),
     Check("O2", "A signed-in user without access sees an error page, never a redirect to sign-in", "obstacle"),
-    Check("O3", "A fresh deploy has Admin, Member and Viewer with their permissions", "obstacle"),
+    Check("O3", "A fresh deploy has the roles its config seeds, each with its permissions", "obstacle"),
     Check("O4", "A member with no grant is denied on every operation (no default allow)", "obstacle"),
     Check(
         "O5",

@@ -13,7 +13,9 @@ active, never by the accept's answer alone. In turn:
 6. an invite made to expire (`[invites] expiring`, a test-mode hook) and accepted after: refused;
 7. an invite revoked (`[invites] revoke`) and accepted after: refused;
 8. org1's read-only member invites: refused, and no mail;
-9. org1's admin invites into org2 (`{org}` naming org2): nobody joins org2 by it.
+9. org1's admin invites into org2 (`{org}` naming org2): nobody joins org2 by it;
+10. org1's `[invites] inviter` (a role below the admin that may invite) invites the invited role (let in, or the
+    step proves nothing), then an admin: refused, no mail, and nobody an admin by it (OWASP API5).
 
 An answer a step is judged by that proves nothing (none, a 401, a 5xx) is a finding of its own, never a refusal.
 """
@@ -77,12 +79,19 @@ class _Flow:
         return f"{label}-{self.rng.getrandbits(40):010x}@invitee.example"
 
     def invite(
-        self, caller: Caller, inviter: Principal, org: Org, email: str, headers: Mapping[str, str] | None = None
+        self,
+        caller: Caller,
+        inviter: Principal,
+        org: Org,
+        email: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        role: str | None = None,
     ) -> Exchange:
-        """`inviter` invites `email` into `org`, presenting fresh credentials (a Clerk token lives a minute, and the
-        flow may take longer)."""
+        """`inviter` invites `email` into `org` as `role` (default: the flow's), presenting fresh credentials (a Clerk
+        token lives a minute, and the flow may take longer)."""
         caller.present(inviter.credentials.headers())
-        values = {**self.run, "email": email, "role": self.role, "org": org.id or ""}
+        values = {**self.run, "email": email, "role": role or self.role, "org": org.id or ""}
         path = fill_template(self.config.create.path, values)
         body = fill_template(self.config.body, values)
         return caller.call(self.config.create.method, path, body, headers=dict(headers or {}))
@@ -134,6 +143,17 @@ class _Flow:
         self.undecided(what, seen, status, sub)
         return False
 
+    def unclear(self, made: Exchange, who: str, what: str) -> bool:
+        """True, with a finding, when an invite that must be refused went unanswered or was answered 401 (the
+        inviter's own session refused) or a 5xx (the target failing): neither is a refusal."""
+        if self.judged.unanswered(made, str(self.config.create), who):
+            return True
+        if made.status == 401 or made.status >= 500:
+            kind = FindingKind.SERVER_ERROR if made.status >= 500 else FindingKind.NOT_EXERCISED
+            self.judged.find(kind, str(self.config.create), who, f"{what}: {made.line()}", made)
+            return True
+        return False
+
     def undecided(self, what: str, seen: Exchange, status: int, who: str) -> None:
         """A finding when an answer a step is judged by proves nothing: a 5xx, no answer, or a 401."""
         if seen.status >= 500 or status >= 500:
@@ -178,6 +198,7 @@ def invite_flow(
         _revoked(flow, owner, org1)
         _cross_org(flow, owner, org1.owner, org2)
     _member_invites(flow, org1)
+    _above_inviter(flow, org1, roles.admin)
     return judged
 
 
@@ -305,11 +326,7 @@ def _cross_org(flow: _Flow, owner: Caller, inviter: Principal, org2: Org) -> Non
         return
     email = flow.address("crossorg")
     made = flow.invite(owner, inviter, org2, email)
-    if flow.judged.unanswered(made, str(config.create), owner.name):
-        return
-    if made.status == 401 or made.status >= 500:  # the inviter's own session refused, or the target failing
-        kind = FindingKind.SERVER_ERROR if made.status >= 500 else FindingKind.NOT_EXERCISED
-        flow.judged.find(kind, str(config.create), owner.name, f"an invite into {org2.key}: {made.line()}", made)
+    if flow.unclear(made, owner.name, f"an invite into {org2.key}"):
         return
     token = flow.mail_for(email, seconds=flow.quiet_seconds)
     joined = None
@@ -336,14 +353,53 @@ def _member_invites(flow: _Flow, org1: Org) -> None:
     email = flow.address("bymember")
     with member.caller(flow.target.base_url, flow.transport) as caller:
         made = flow.invite(caller, member, org1, email)
-    if flow.judged.unanswered(made, str(flow.config.create), member.name):
-        return
-    if made.status == 401 or made.status >= 500:
-        kind = FindingKind.SERVER_ERROR if made.status >= 500 else FindingKind.NOT_EXERCISED
-        flow.judged.find(kind, str(flow.config.create), member.name, f"a {member.role}'s invite: {made.line()}", made)
+    if flow.unclear(made, member.name, f"a {member.role}'s invite"):
         return
     token = flow.mail_for(email, seconds=flow.quiet_seconds)
     flow.judged.add(f"{member.name} ({member.role}) invites: {made.status}; mail: {'yes' if token else 'none'}")
     if made.ok or token:
         detail = f"a {member.role} invited: {made.status}, mail {'sent' if token else 'none'}"
         flow.judged.find(FindingKind.NOT_REFUSED, str(flow.config.create), member.name, detail, made)
+
+
+def _above_inviter(flow: _Flow, org1: Org, admin: str | None) -> None:
+    """org1's `[invites] inviter` invites the flow's role (it must be let in: else a refusal below proves nothing),
+    then `admin`, a role above its own: refused, no mail, and the invitee no admin (OWASP API5)."""
+    config = flow.config
+    if config.inviter is None or admin is None:
+        flow.judged.add("[invites] names no inviter below the admin: a role above the inviter's own is not tried")
+        return
+    inviter = org1.principal(config.inviter)
+    if inviter is None:
+        detail = f"{org1.key} has no {config.inviter} ([invites] inviter): a role above an inviter's is not tried"
+        flow.judged.not_exercised(str(config.create), "harness", detail)
+        return
+    with inviter.caller(flow.target.base_url, flow.transport) as caller:
+        within = flow.invite(caller, inviter, org1, within_email := flow.address("byinviter"))
+        token = flow.mail_for(within_email, seconds=config.mail_seconds) if within.ok else None
+        if not token:
+            said = "no mail" if token is None else "a mail without a token"
+            detail = f"a {config.inviter} inviting a {flow.role}: {within.line()}, {said}; the step proves nothing"
+            flow.judged.not_exercised(str(config.create), inviter.name, detail, within)
+            return
+        email = flow.address("byinviter-admin")
+        made = flow.invite(caller, inviter, org1, email, role=admin)
+    if flow.unclear(made, inviter.name, f"a {config.inviter} invites an {admin}"):
+        return
+    token = flow.mail_for(email, seconds=flow.quiet_seconds)
+    joined = None
+    if token:
+        sub, headers = flow.session(email)
+        flow.accept(headers, token, "escalated invitee")
+        joined = flow.roles_in(org1, sub, email)[1]
+    flow.judged.add(
+        f"{inviter.name} ({config.inviter}) invites a {flow.role}: {within.status}, then an {admin}: {made.status}; "
+        f"mail: {'yes' if token else 'none'}" + ("" if not token else f"; the invitee accepts and is {joined}")
+    )
+    if joined is not None and admin in joined:
+        detail = f"a {config.inviter} invited an {admin} ({made.status}), and the invitee joined as {joined}"
+        flow.judged.find(FindingKind.PRIVILEGE_ESCALATION, str(config.create), inviter.name, detail, made)
+    elif made.ok or token:
+        mail = "sent" if token else "none"
+        detail = f"a {config.inviter} invited an {admin}, a role above its own: {made.status}, mail {mail}"
+        flow.judged.find(FindingKind.NOT_REFUSED, str(config.create), inviter.name, detail, made)

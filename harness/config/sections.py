@@ -325,6 +325,11 @@ class InvitesConfig(Section):
     id: JsonPath | None = Field(default=None, description="the invite's id in the create answer (for `revoke`)")
     revoke: Operation | None = Field(default=None, description="revokes an invite: {id}")
     role: Text | None = Field(default=None, description="the role invited; default: the first of [roles] other")
+    inviter: Text | None = Field(
+        default=None,
+        description="a role below [roles] admin that may invite: it invites an admin, which must be refused (OWASP "
+        "API5); none: a role above the inviter's own is not tried",
+    )
     email_claim: Text = Field(default="email", description="the session token's claim holding the address")
     expiring: dict[Text, Text] = Field(
         default_factory=dict,

@@ -71,6 +71,7 @@ class TargetConfig(Section):
         self._canaries_consistent()
         self._roles_allowed()
         self._pages_consistent()
+        self._inviter_known()
         return self
 
     @property
@@ -101,6 +102,20 @@ class TargetConfig(Section):
                 raise FieldProblem(("roles", "allow"), f"{role!r} is no role [roles] names; it names: {listed}")
             if role == self.roles.admin:
                 raise FieldProblem(("roles", "allow"), f"{role!r} is the admin role, allowed everything already")
+
+    def _inviter_known(self) -> None:
+        inviter = None if self.invites is None else self.invites.inviter
+        if inviter is None:
+            return
+        if self.roles.admin is None:
+            raise FieldProblem(("roles", "admin"), "required with [invites] inviter: the role it must not invite")
+        if inviter == self.roles.admin:
+            raise FieldProblem(("invites", "inviter"), f"{inviter!r} is the admin role; the inviter holds less")
+        if inviter not in self.roles.member_roles:
+            listed = ", ".join(self.roles.member_roles) or "none"
+            raise FieldProblem(
+                ("invites", "inviter"), f"{inviter!r} is no member role [roles] names; it names: {listed}"
+            )
 
     def _pages_consistent(self) -> None:
         if self.pages is None:

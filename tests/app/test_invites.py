@@ -569,3 +569,17 @@ def test_the_ttl_hook_makes_an_invite_expire_in_test_mode_only(
     assert [services.invite_ttl(v) for v in (None, "1", "0", "x", str(full * 2))] == [full, 1, 1, full, full]
     production = make_client(app_mode="production").app.state.services  # type: ignore[attr-defined]
     assert isinstance(production, Services) and production.invite_ttl("1") == full
+
+
+def test_a_manager_invites_a_member_and_never_an_admin(
+    app: Callable[..., TestClient], mailbox: Mailbox, minter: Minter
+) -> None:
+    """The seeded Manager (members:manage, no deletions) invites below its own role only; with the
+    `invite_role_escalation` fault its Admin invite goes out and is accepted as one."""
+    for fault, status in (("", 403), ("invite_role_escalation", 201)):
+        client = app(fault) if fault else app()
+        admin = sign_in(client, minter, org=ActiveOrg())
+        manager = add_member(client, admin, minter, roles=["Manager"])
+        invite(client, mailbox, manager, f"member{fault}@example.org", role="Member")
+        got = client.post("/api/invites", headers=manager.headers, json={"email": "boss@example.org", "role": "Admin"})
+        assert got.status_code == status, (fault, got.text)

@@ -84,3 +84,32 @@ def test_reading_a_member_needs_members_read_and_stays_in_the_org(client: TestCl
         got = client.get(f"/api/members/{user_id}", headers=org1.headers)
         assert (got.status_code, got.json()) == (404, {"error": "not_found"})
     assert client.get("/api/members/not-a-uuid", headers=org1.headers).status_code == 422
+
+
+def test_a_manager_hands_out_only_roles_within_its_own(client: TestClient, minter: Minter) -> None:
+    """A Manager adds and changes Members and Viewers; it neither makes an Admin nor changes or removes one
+    (OWASP API5): each refused with 403 `role_above_your_own`, and nothing changed."""
+    org = ActiveOrg()
+    admin = sign_in(client, minter, org=org)
+    manager = add_member(client, admin, minter, roles=["Manager"])
+    above = {"error": "forbidden", "reason": "role_above_your_own"}
+    made = client.post(
+        "/api/members", headers=manager.headers, json={"external_id": clerk_id("user"), "roles": ["Admin"]}
+    )
+    assert (made.status_code, made.json()) == (403, above)
+    viewer = client.post(
+        "/api/members", headers=manager.headers, json={"external_id": clerk_id("user"), "roles": ["Viewer"]}
+    )
+    assert viewer.status_code == 201
+    viewer_id = viewer.json()["user_id"]
+    promoted = client.put(f"/api/members/{viewer_id}/roles", headers=manager.headers, json={"roles": ["Admin"]})
+    assert (promoted.status_code, promoted.json()) == (403, above)
+    moved = client.put(f"/api/members/{viewer_id}/roles", headers=manager.headers, json={"roles": ["Member"]})
+    assert moved.status_code == 200 and moved.json()["roles"] == ["Member"]
+    demoted = client.put(f"/api/members/{admin.user_id}/roles", headers=manager.headers, json={"roles": ["Viewer"]})
+    assert (demoted.status_code, demoted.json()) == (403, above)
+    removed = client.delete(f"/api/members/{admin.user_id}", headers=manager.headers)
+    assert (removed.status_code, removed.json()) == (403, above)
+    listed = {m["external_id"]: m["roles"] for m in client.get("/api/members", headers=admin.headers).json()}
+    assert listed[admin.sub] == ["Admin"] and sorted(listed.values()) == [["Admin"], ["Manager"], ["Member"]]
+    assert client.delete(f"/api/members/{viewer_id}", headers=manager.headers).status_code == 204

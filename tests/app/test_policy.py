@@ -18,6 +18,8 @@ BUSINESS = ("contacts", "deals", "notes")
 ROLE_TABLE = {
     "Admin": {"dashboard:view", "members:read", "members:manage", "roles:read"}
     | {f"{resource}:{action}" for resource in BUSINESS for action in ("read", "write", "delete")},
+    "Manager": {"dashboard:view", "members:read", "members:manage", "roles:read"}
+    | {f"{resource}:{action}" for resource in BUSINESS for action in ("read", "write")},
     "Member": {"dashboard:view", "roles:read"}
     | {f"{resource}:{action}" for resource in BUSINESS for action in ("read", "write")},
     "Viewer": {"dashboard:view", "roles:read"} | {f"{resource}:read" for resource in BUSINESS},

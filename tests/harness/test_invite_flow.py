@@ -1,6 +1,6 @@
-"""O5 proven in-process on a small project tracker unlike the reference app: integer team and person ids, a
-who-am-I of its own (`GET /v2/whoami`, `{"person": {"n"}, "team": {"n", "label"}, "perms"}`), its own role names
-(`lead`, `contributor`, `observer`), the team in the invite's path (`POST /v2/teams/{team}/invitations` with
+"""O5 proven in-process on a small project tracker unlike the reference app: integer team and person ids, a who-am-I
+of its own (`GET /v2/whoami`, `{"person": {"n"}, "team": {"n", "label"}, "perms"}`), its own role names (`lead`,
+`coordinator`, `contributor`, `observer`), the team in the invite's path (`POST /v2/teams/{team}/invitations` with
 `{"address", "as"}`), redeeming by `{"code"}`, 160-bit hex codes mailed over SMTP as a `join/<hex>` link, an
 expiry hook of its own (`X-Tracker-Invite-Lifetime-Ms`), and the ways such an app gets invites wrong."""
 
@@ -30,6 +30,7 @@ from harness.checks.judged import Judged
 from harness.clerk.issuer import ActiveOrg, Issuer
 from harness.config.model import load_config
 from harness.engine.world import ClerkCredentials, Org, Principal, World
+from harness.errors import ConfigError
 from harness.target.mailbox import Mailbox, serving
 from tests.harness.clerk_fake import FakeClerkTarget
 
@@ -43,8 +44,10 @@ FLAWS = (
     "short_codes",
     "no_mail",
     "crashes_on_reuse",
+    "coordinators_invite_leads",
+    "coordinators_invite_nobody",
 )
-LEAD, CONTRIBUTOR, OBSERVER = "lead", "contributor", "observer"
+LEAD, COORDINATOR, CONTRIBUTOR, OBSERVER = "lead", "coordinator", "contributor", "observer"
 LIFETIME = "X-Tracker-Invite-Lifetime-Ms"
 WEEK = 7 * 24 * 3600.0
 _INVITE = re.compile(r"/v2/teams/(\d+)/invitations")
@@ -158,7 +161,7 @@ class Tracker:
             address, grant = str(body["address"]).strip().lower(), str(body["as"])
         except (ValueError, KeyError, TypeError):
             return httpx.Response(422, json={"problem": "address and as, please"})
-        if "@" not in address or grant not in (LEAD, CONTRIBUTOR, OBSERVER):
+        if "@" not in address or grant not in (LEAD, COORDINATOR, CONTRIBUTOR, OBSERVER):
             return httpx.Response(422, json={"problem": "bad address or role"})
         sub = str(claims["sub"])
         lifetime = request.headers.get(LIFETIME)
@@ -170,8 +173,12 @@ class Tracker:
             role = None if judged_in is None else self.grants.get((judged_in, sub))
             if role is None:
                 return httpx.Response(404, json={"problem": "no such team"})
-            if role != LEAD and "observers_invite" not in self.flaws:
+            if role == COORDINATOR and "coordinators_invite_nobody" in self.flaws:
                 return httpx.Response(403, json={"problem": "only a lead invites"})
+            if role == COORDINATOR and grant in (LEAD, COORDINATOR) and "coordinators_invite_leads" not in self.flaws:
+                return httpx.Response(403, json={"problem": "a coordinator invites contributors and observers"})
+            if role not in (LEAD, COORDINATOR) and "observers_invite" not in self.flaws:
+                return httpx.Response(403, json={"problem": "only a lead or a coordinator invites"})
             code = secrets.token_hex(4 if "short_codes" in self.flaws else 20)
             seconds = int(lifetime) / 1000 if lifetime and lifetime.isdigit() else WEEK
             invitation = Invitation(next(self.numbers), team, address, grant, code, time.monotonic() + seconds)
@@ -266,7 +273,7 @@ personal_org_name = "My board"
 
 [roles]
 admin = "lead"
-other = ["contributor"]
+other = ["contributor", "coordinator"]
 read_only = ["observer"]
 
 [members]
@@ -281,6 +288,7 @@ revoke = "DELETE /v2/invitations/{id}"
 accept = "POST /v2/invitations/redeem"
 accept_body = { code = "{token}" }
 token = "join/([0-9a-f]+)"
+inviter = "coordinator"
 expiring = { X-Tracker-Invite-Lifetime-Ms = "200" }
 expiring_seconds = 0.2
 mail_seconds = 1
@@ -296,7 +304,7 @@ read = "GET /v2/tickets/{id}"
 
 
 def _world(issuer: Issuer, tracker: Tracker) -> World:
-    """Two teams, each with its lead; team 1 also has an observer (read-only)."""
+    """Two teams, each with its lead; team 1 also has an observer (read-only) and a coordinator (invites people)."""
     world = World(orgs={})
     for n in (1, 2):
         clerk_org = f"org_2tracker{n}".ljust(31, "0")
@@ -310,6 +318,11 @@ def _world(issuer: Issuer, tracker: Tracker) -> World:
             )
             tracker.grants[(n, observer.sub)] = OBSERVER
             principals.append(Principal("team1 observer", "team1", OBSERVER, observer))
+            coordinator = ClerkCredentials(
+                issuer, "user_2coordinate1".ljust(32, "0"), ActiveOrg(clerk_org, "team-1", "member")
+            )
+            tracker.grants[(n, coordinator.sub)] = COORDINATOR
+            principals.append(Principal("team1 coordinator", "team1", COORDINATOR, coordinator))
         world.orgs[f"team{n}"] = Org(key=f"team{n}", principals=principals, id=str(n))
     return world
 
@@ -361,9 +374,11 @@ def test_a_sound_invite_flow_is_clean_and_says_each_step(tmp_path: Path, issuer:
     assert "an invite revoked (204), accepted after: 410" in judged.evidence
     assert _line(judged, "into team2").endswith("into team2: 404; mail: none")
     assert "team1 observer (observer) invites: 403; mail: none" in judged.evidence
-    # the invited address and one racer joined team 1; nobody joined team 2; four invites were mailed
-    assert len(tracker.members(1)) == 2 + 2 and tracker.members(2) == ["user_2lead2".ljust(32, "0")]
-    assert tracker.mailed == 4 and len(tracker.invitations) == 4
+    above = "team1 coordinator (coordinator) invites a contributor: 201, then an lead: 403; mail: none"
+    assert above in judged.evidence
+    # the invited address and one racer joined team 1; nobody joined team 2; five invites were mailed
+    assert len(tracker.members(1)) == 3 + 2 and tracker.members(2) == ["user_2lead2".ljust(32, "0")]
+    assert tracker.mailed == 5 and len(tracker.invitations) == 5
 
 
 @pytest.mark.parametrize(
@@ -381,6 +396,9 @@ def test_a_sound_invite_flow_is_clean_and_says_each_step(tmp_path: Path, issuer:
         ("no_mail", {FindingKind.NOT_EXERCISED}),
         # a used invite answered with a 500 is no refusal: a server error of its own, never a pass
         ("crashes_on_reuse", {FindingKind.SERVER_ERROR}),
+        ("coordinators_invite_leads", {FindingKind.PRIVILEGE_ESCALATION}),
+        # an inviter that may invite nobody says nothing by refusing a lead: never a pass
+        ("coordinators_invite_nobody", {FindingKind.NOT_EXERCISED}),
     ],
 )
 def test_each_way_of_getting_invites_wrong_is_found(
@@ -398,7 +416,7 @@ def test_a_reusable_invite_is_named_for_the_second_use_and_the_race(
     details = [f.detail for f in judged.findings]
     assert any(d.startswith("a used invite accepted again") for d in details), details
     assert f"{CONCURRENT_ACCEPTS} accepts of one invite at once: {CONCURRENT_ACCEPTS} answered 2xx" in " ".join(details)
-    assert len(tracker.members(1)) == 2 + 2 + CONCURRENT_ACCEPTS
+    assert len(tracker.members(1)) == 3 + 2 + CONCURRENT_ACCEPTS
 
 
 def test_an_invite_into_another_team_is_named_with_who_joined(tmp_path: Path, issuer: Issuer, mailbox: Mailbox) -> None:
@@ -443,4 +461,35 @@ def test_without_an_expiry_hook_that_step_is_never_a_pass(tmp_path: Path, issuer
     assert "names no [invites] expiring hook" in judged.findings[0].detail
     assert "an invite revoked (204), accepted after: 410" in judged.evidence  # the rest still ran
     assert "team1 observer (observer) invites: 403; mail: none" in judged.evidence
-    assert tracker.mailed == 3
+    assert tracker.mailed == 4
+
+
+def test_an_inviter_who_lets_in_a_lead_is_named_with_the_role_it_gave(
+    tmp_path: Path, issuer: Issuer, mailbox: Mailbox
+) -> None:
+    judged, tracker = _judge(tmp_path, issuer, mailbox, frozenset({"coordinators_invite_leads"}))
+    (finding,) = judged.findings
+    assert finding.principal == "team1 coordinator" and finding.operation == "POST /v2/teams/{org}/invitations"
+    assert finding.detail == "a coordinator invited an lead (201), and the invitee joined as ['lead']"
+    assert sorted(tracker.grants.values()).count(LEAD) == 3  # the two teams' leads and the escalated invitee
+
+
+def test_without_an_inviter_that_step_is_said_not_tried(tmp_path: Path, issuer: Issuer, mailbox: Mailbox) -> None:
+    judged, _ = _judge(tmp_path, issuer, mailbox, config=CONFIG.replace('inviter = "coordinator"\n', ""))
+    assert judged.ok, judged.findings
+    assert "[invites] names no inviter below the admin: a role above the inviter's own is not tried" in judged.evidence
+
+
+@pytest.mark.parametrize(
+    ("inviter", "said"),
+    [
+        ("lead", "'lead' is the admin role; the inviter holds less"),
+        ("boss", "'boss' is no member role [roles] names; it names: observer, contributor, coordinator"),
+    ],
+)
+def test_an_inviter_the_roles_do_not_name_below_the_admin_is_refused(tmp_path: Path, inviter: str, said: str) -> None:
+    path = tmp_path / "tracker.toml"
+    path.write_text(CONFIG.replace('inviter = "coordinator"', f'inviter = "{inviter}"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[invites\] inviter: ") as raised:
+        load_config(path)
+    assert said in str(raised.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -12,10 +13,12 @@ from app.api.deps import MembersManager, MembersReader, RawBody, ServicesDep, Se
 from app.api.records import deleted, found
 from app.api.schemas import ErrorBody, MemberCreate, MemberOut, MemberRoles, error_responses
 from app.auth.identity import UserDeleted
+from app.auth.policy import Principal
 from app.errors import ApiError
-from app.governance import replace_roles, role_ids, roles_of
+from app.governance import granted_by, replace_roles, role_ids, roles_of
 from app.models import Membership
 from app.repository import MemberRow
+from app.services import Services
 
 __all__ = ["router"]
 
@@ -25,6 +28,13 @@ _LISTED = error_responses(401, 403)
 _GUARDED = error_responses(401, 403, 422)
 _BY_ID = error_responses(401, 403, 404, 422)
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "Already a member"}}
+
+
+def _within_caller(session: Session, services: Services, principal: Principal, *roles: Iterable[str]) -> None:
+    """Refuse (403 `role_above_your_own`) handing out or taking away a role that grants what the caller lacks: a
+    Manager neither makes an Admin nor changes or removes one."""
+    if not services.grantable(principal, granted_by(session, [name for names in roles for name in names])):
+        raise ApiError(403, "forbidden", reason="role_above_your_own")
 
 
 def _with_roles(session: Session, rows: list[MemberRow]) -> list[MemberOut]:
@@ -70,6 +80,7 @@ def add_member(principal: MembersManager, session: SessionDep, services: Service
     a user deleted at Clerk cannot be added (422 `user_deleted`)."""
     body = parse_body(MemberCreate, raw)
     wanted = role_ids(session, body.roles)
+    _within_caller(session, services, principal, wanted)
     try:
         user_id = services.ensure_member_user(session, body.external_id)
     except UserDeleted:
@@ -91,6 +102,7 @@ def set_member_roles(
     membership = found(services, Membership, user_id, members.find(user_id), key="user_id")
     body = parse_body(MemberRoles, raw)
     wanted = role_ids(session, body.roles)
+    _within_caller(session, services, principal, wanted, _held(session, membership))
     replace_roles(session, membership.org_id, user_id, wanted)
     session.commit()
     return MemberOut(user_id=user_id, external_id=members.external_id(user_id), roles=sorted(wanted))
@@ -102,4 +114,11 @@ def remove_member(
 ) -> Response:
     """Remove a member (and the roles they held) from the caller's organisation (needs `members:manage`)."""
     members = services.members(session, principal)
-    return deleted(session, members, found(services, Membership, user_id, members.find(user_id), key="user_id"))
+    membership = found(services, Membership, user_id, members.find(user_id), key="user_id")
+    _within_caller(session, services, principal, _held(session, membership))
+    return deleted(session, members, membership)
+
+
+def _held(session: Session, membership: Membership) -> list[str]:
+    """The roles a member holds in the membership's organisation."""
+    return roles_of(session, membership.org_id, [membership.user_id])[membership.user_id]

@@ -34,7 +34,7 @@ def test_shipped_config_loads() -> None:
     assert config.schema == "/openapi.json" and config.schema_file is None
     assert config.health == "/health" and config.issuer.startswith("https://")
     assert config.admin_role == "Admin" and config.identity is not None and config.identity.admin_role == "Admin"
-    assert config.roles.read_only == ("Viewer",) and config.roles.member_roles == ("Viewer", "Member")
+    assert config.roles.read_only == ("Viewer",) and config.roles.member_roles == ("Viewer", "Member", "Manager")
     assert [c.key for c in config.canaries] == ["contacts", "deals", "notes"]
     assert config.embedded is not None and config.fuzz.cases == 8 and dict(config.not_applicable) == {}
     assert config.source == str(SHIPPED) and config.config_dir == SHIPPED.resolve().parent

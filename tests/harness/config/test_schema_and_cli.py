@@ -63,7 +63,7 @@ def test_config_schema_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
 def test_config_check_passes_a_good_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(SHIPPED)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 1 and out[0].startswith(f"{SHIPPED}: valid, 9 operations named")
+    assert len(out) == 1 and out[0].startswith(f"{SHIPPED}: valid, 12 operations named")
 
 
 @pytest.mark.e2e  # the CLI in a subprocess
