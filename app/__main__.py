@@ -20,6 +20,8 @@ __all__ = ["main"]
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# On SIGTERM: requests in flight get this long to finish, then their connections are closed.
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 log = logging.getLogger("app")
 
@@ -74,7 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.main import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=True)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=True,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
     return 0
 
 

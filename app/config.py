@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     """How long an invite may be accepted, counted from its creation (7 days by default)."""
 
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    """Pooled database connections kept open; as many again may be opened under load. A request holds one from its
+    caller's identity to its answer, so at most twice this many requests are served at once (see `app.admission`)."""
+
+    app_queue_limit: int = Field(default=256, ge=0, le=100_000)
+    """Requests that may wait for a free connection beyond those being served; more are shed at once (503)."""
+
+    app_queue_seconds: float = Field(default=5.0, gt=0, le=60)
+    """How long a request may wait for a free connection before it is shed (503 with `Retry-After`)."""
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:

@@ -23,6 +23,11 @@ from app import tenancy
 __all__ = ["AppRoleBypassesRls", "Database", "sqlstate_of"]
 
 CONNECT_TIMEOUT_SECONDS = 10
+# Admission (app.admission) keeps every request that is served a free connection: waiting for one is a bug.
+POOL_TIMEOUT_SECONDS = 10
+IDLE_IN_TRANSACTION_MS = 60_000
+# /health's own connection: it must answer while every pooled one is busy, and soon when the database does not.
+HEALTH_TIMEOUT_SECONDS = 1
 _ROLE_FLAGS = "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
@@ -30,13 +35,19 @@ class AppRoleBypassesRls(RuntimeError):
     """The role a connection serves as would skip row-level security: the connection is not used."""
 
 
-def _engine(url: str, *, pool_size: int) -> Engine:
+def _engine(url: str, *, pool_size: int, overflow: int | None = None, name: str = "iam-app") -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if overflow is None else overflow,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "iam-app"},
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "application_name": name,
+            # a connection left in an open transaction (a request that never finished) is closed by the server
+            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+        },
     )
 
 
@@ -65,6 +76,21 @@ class Database:
         self.url = url
         self.engine: Engine = _engine(url, pool_size=pool_size)
         _serve_as(self.engine, app_role)
+        self.capacity = 2 * pool_size  # the pool's connections and as many overflowing
+        self._health: Engine = create_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=HEALTH_TIMEOUT_SECONDS,
+            pool_pre_ping=False,
+            connect_args={
+                "connect_timeout": HEALTH_TIMEOUT_SECONDS + 1,  # libpq's least meaningful value is 2
+                "application_name": "iam-app-health",
+                "options": f"-c statement_timeout={HEALTH_TIMEOUT_SECONDS * 1000}",
+            },
+        )
+        _serve_as(self._health, app_role)
+        self._health_lock = threading.Lock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         tenancy.install(self._sessions)
         self._owner_engine: Engine | None = None
@@ -95,17 +121,24 @@ class Database:
             yield session
 
     def ping(self) -> bool:
-        """Whether the database answers a trivial query."""
+        """Whether the database answers a trivial query within a second or so, on a connection of its own: never
+        behind the requests being served. One ping at a time: another waits for it a second at most."""
+        if not self._health_lock.acquire(timeout=HEALTH_TIMEOUT_SECONDS):
+            return False
         try:
-            with self.engine.connect() as connection:
+            with self._health.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except (SQLAlchemyError, AppRoleBypassesRls):
+            self._health.dispose()  # a broken connection is not kept for the next ping
             return False
+        finally:
+            self._health_lock.release()
         return True
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        self._health.dispose()
         if self._owner_engine is not None:
             self._owner_engine.dispose()
 

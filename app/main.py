@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.admission import Admission
 from app.api.routes import api_router
 from app.auth.keys import key_source
 from app.auth.policy import PolicyEngine
@@ -26,10 +27,13 @@ log = logging.getLogger("app")
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The app for `settings`: API, pages, error handling; the database engine is disposed on shutdown."""
+    """The app for `settings`: API, pages, error handling, admission (`app.admission`: no more requests served at once
+    than there are connections); the database engine is disposed on shutdown."""
     services = Services(
         settings=settings,
-        database=Database(settings.database_url, app_role=settings.database_app_role),
+        database=Database(
+            settings.database_url, app_role=settings.database_app_role, pool_size=settings.database_pool_size
+        ),
         verifier=TokenVerifier(
             keys=key_source(
                 jwt_key=settings.clerk_jwt_key,
@@ -65,6 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.add_middleware(
+        Admission,
+        slots=services.database.capacity,
+        queue_limit=settings.app_queue_limit,
+        queue_seconds=settings.app_queue_seconds,
+    )
     install_error_handlers(
         app,
         leak_database_errors=settings.has(Fault.SQL_ERROR_LEAKS),

@@ -85,6 +85,9 @@ APP_VARS = (
     "MAIL_FROM",
     "APP_BASE_URL",
     "INVITE_TTL_SECONDS",
+    "DATABASE_POOL_SIZE",
+    "APP_QUEUE_LIMIT",
+    "APP_QUEUE_SECONDS",
 )
 """The environment variables the app reads its settings from."""
 
