@@ -161,6 +161,10 @@ class Fault(StrEnum):
     """An `org_id` in an invite's body is honoured without a membership check, and the insert binds that
     organisation: an admin of one organisation invites anyone into another."""
 
+    LAST_ADMIN_REMOVABLE = "last_admin_removable"
+    """Changing a member's roles or removing a member does not check that someone is left holding
+    `members:manage`: the sole Admin demotes or removes themselves, and nobody can manage the organisation again."""
+
 
 def parse_faults(raw: str | Iterable[str]) -> frozenset[Fault]:
     """`"a,b"` (or an iterable of names) -> the set of faults; an unknown name raises ValueError naming it."""

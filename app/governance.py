@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -114,6 +114,27 @@ def granted_by(session: Session, names: Iterable[str]) -> set[str]:
         .where(Role.name.in_(wanted))
     )
     return set(rows)
+
+
+def others_holding(session: Session, org_id: uuid.UUID, permission: str, but: uuid.UUID) -> int:
+    """How many members of `org_id` other than `but` hold `permission` there, by any of their roles. Taken under a
+    lock on the organisation's roles until the transaction ends: two admins stepping down at once are decided one
+    after the other, so they cannot both leave thinking the other stays."""
+    session.execute(select(func.pg_advisory_xact_lock(_lock_key(org_id))))
+    return (
+        session.scalar(
+            select(func.count(func.distinct(UserRole.user_id)))
+            .join(RolePermission, RolePermission.role_id == UserRole.role_id)
+            .join(Permission, Permission.id == RolePermission.permission_id)
+            .where(UserRole.org_id == org_id, UserRole.user_id != but, Permission.name == permission)
+        )
+        or 0
+    )
+
+
+def _lock_key(org_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory lock key for an organisation's role changes."""
+    return int.from_bytes(org_id.bytes[:8], "big", signed=True)
 
 
 def roles_of(session: Session, org_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:

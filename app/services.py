@@ -39,13 +39,15 @@ from app.config import AppMode, Settings
 from app.db import Database
 from app.errors import ApiError
 from app.faults import Fault
-from app.governance import load_principal, role_catalogue
+from app.governance import load_principal, others_holding, role_catalogue
 from app.invites import AcceptGuards
-from app.models import Deal, Organisation
+from app.models import Deal, Membership, Organisation
 from app.repository import ContactRepository, DealRepository, MemberRepository, NoteRepository
 from app.repository.invites import InviteRepository
 
 __all__ = ["ListSource", "Services"]
+
+MANAGE_MEMBERS = "members:manage"  # the permission an organisation may never be left without
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,14 @@ class Services:
         """Whether `principal` may hand out (or take away) what grants `permissions`: only if it holds every one of
         them in its organisation (OWASP API5). A Manager gives a Member's role, never an Admin's."""
         return set(permissions) <= set(principal.permissions)
+
+    def leaves_a_manager(self, session: Session, member: Membership, held: Iterable[str], kept: Iterable[str]) -> bool:
+        """Whether `member`, going from roles granting `held` to roles granting `kept` (nothing, when removed),
+        leaves someone in the organisation holding `members:manage`: the last holder may neither give it up nor be
+        removed (no lockout). Always, with the `last_admin_removable` fault."""
+        if self.has(Fault.LAST_ADMIN_REMOVABLE) or MANAGE_MEMBERS not in held or MANAGE_MEMBERS in kept:
+            return True
+        return others_holding(session, member.org_id, MANAGE_MEMBERS, but=member.user_id) > 0
 
     def role_within_inviter(self, principal: Principal, permissions: Iterable[str]) -> bool:
         """Whether a role granting `permissions` may be invited by `principal` (`grantable`); always, with the

@@ -184,6 +184,17 @@ ROWS = [
         "first_logins",
         "the race left",  # more rows than a first login alone leaves
     ),
+    Row(
+        "last_admin_removable",
+        frozenset({"C3"}),
+        frozenset(),
+        "nothing keeps an organisation's last member manager: the sole Admin removes itself, or its own role",
+        "last_member_manager",
+        (
+            "the organisation's only Admin removes itself (204)",
+            "the organisation's only Admin takes its own role away (200)",
+        ),
+    ),
     *[
         Row(fault, frozenset({"O5"}), frozenset(), why, "invite_lets", named)
         for fault, why, named in [

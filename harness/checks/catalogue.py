@@ -42,6 +42,11 @@ CATALOGUE: tuple[Check, ...] = (
         "factor",
     ),
     Check(
+        "C3",
+        "No lockout: an organisation's last member manager can neither step down nor be removed",
+        "factor",
+    ),
+    Check(
         "I1",
         "Is auto-provisioning transactional: racing first requests make one user, a failure midway leaves nothing?",
         "investigation",

@@ -52,6 +52,8 @@ class FindingKind(StrEnum):
     # organisation sync (I2)
     SYNC_DUPLICATE = "SyncDuplicate"  # one Clerk organisation became several on the target
     SYNC_DIVERGED = "SyncDiverged"  # after every event, the target's organisations or members are not Clerk's
+    # lockout (C3)
+    LOCKOUT = "Lockout"  # an organisation's last member manager stepped down or was removed: nobody can manage it
     # authentication (C1)
     VALID_TOKEN_REFUSED = "ValidTokenRefused"  # noqa: S105 (a kind, not a secret): a session token of a valid shape was refused: a lockout
     FORGERY_ACCEPTED = "ForgeryAccepted"  # a forged, stale or malformed token was let in
@@ -87,6 +89,7 @@ _SEVERITY = {
     FindingKind.SECRET_EXPOSED: Severity.CRITICAL,
     FindingKind.MASS_ASSIGNMENT: Severity.CRITICAL,
     FindingKind.PRIVILEGE_ESCALATION: Severity.CRITICAL,
+    FindingKind.LOCKOUT: Severity.HIGH,
     FindingKind.VALID_TOKEN_REFUSED: Severity.HIGH,
     FindingKind.FORGERY_ACCEPTED: Severity.CRITICAL,
     FindingKind.TOKEN_ECHOED: Severity.MEDIUM,

@@ -68,7 +68,7 @@ __all__ = [
 
 DEFAULT_ISSUER = "https://iam-harness-12.clerk.accounts.dev"  # a development instance, by Clerk's key builder
 # The catalogue's check ids (harness.checks.catalogue, a layer above this one; a test keeps the two equal).
-KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O5", "O6", "C1", "C2", "I1", "I2", "I3")
+KNOWN_CHECKS = ("M1", "M2", "M3", "M4", "O1", "O2", "O3", "O4", "O5", "O6", "C1", "C2", "C3", "I1", "I2", "I3")
 # Default deny and tenant isolation are what the harness is for: no target may opt out of them.
 NEVER_NOT_APPLICABLE = ("M3", "M4")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -292,6 +292,13 @@ class MembersConfig(Section):
     add: Operation
     body: dict[str, Any] = Field(description="the JSON body: {sub}, and {role} (one role) or {roles} (a list)")
     param: Text | None = Field(default=None, description="the path parameter carrying a member's user id")
+    remove: Operation | None = Field(
+        default=None, description="removes a member: {id}, the user id who-am-I names ([identity] user_id) (C3)"
+    )
+    set_roles: Operation | None = Field(default=None, description="replaces a member's roles: {id} (C3)")
+    roles_body: dict[str, Any] | None = Field(
+        default=None, description="set_roles's JSON body: {role} (one role) or {roles} (a list)"
+    )
 
     @model_validator(mode="after")
     def _templated(self) -> MembersConfig:
@@ -299,6 +306,18 @@ class MembersConfig(Section):
         check_placeholders("body", self.body, MEMBERS)
         if not placeholders_in(self.body) & {"role", "roles"}:
             raise FieldProblem("body", "must carry the member's role: {role} (one role) or {roles} (a list)")
+        for field in ("remove", "set_roles"):
+            operation: Operation | None = getattr(self, field)
+            if operation is not None:
+                check_placeholders(field, operation.path, RUN | {"id"})
+                if "id" not in placeholders_in(operation.path):
+                    raise FieldProblem(field, "must name the member in its path: {id}")
+        if self.set_roles is not None:
+            if self.roles_body is None:
+                raise FieldProblem("roles_body", "required with set_roles: the body that carries the new roles")
+            check_placeholders("roles_body", self.roles_body, MEMBERS - {"sub"})
+            if not placeholders_in(self.roles_body) & {"role", "roles"}:
+                raise FieldProblem("roles_body", "must carry the roles: {role} (one role) or {roles} (a list)")
         return self
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 from tests.app.support import RANDOM_ID, ActiveOrg, Minter, TestClient, add_member, clerk_id, sign_in
 
 
@@ -113,3 +116,58 @@ def test_a_manager_hands_out_only_roles_within_its_own(client: TestClient, minte
     listed = {m["external_id"]: m["roles"] for m in client.get("/api/members", headers=admin.headers).json()}
     assert listed[admin.sub] == ["Admin"] and sorted(listed.values()) == [["Admin"], ["Manager"], ["Member"]]
     assert client.delete(f"/api/members/{viewer_id}", headers=manager.headers).status_code == 204
+
+
+def test_the_last_member_manager_can_neither_step_down_nor_be_removed(
+    make_client: Callable[..., TestClient], minter: Minter
+) -> None:
+    """The sole holder of `members:manage` keeps it (409 `last_member_manager`, nothing changed); once a second
+    Admin is there, either may go. With `last_admin_removable` the sole Admin demotes themselves."""
+    client = make_client()
+    admin = sign_in(client, minter, org=ActiveOrg())
+    last = {"error": "conflict", "reason": "last_member_manager"}
+    for method, path, body in (
+        ("PUT", f"/api/members/{admin.user_id}/roles", {"roles": ["Member"]}),
+        ("PUT", f"/api/members/{admin.user_id}/roles", {"roles": []}),
+        ("DELETE", f"/api/members/{admin.user_id}", None),
+    ):
+        got = client.request(method, path, headers=admin.headers, json=body)
+        assert (got.status_code, got.json()) == (409, last), (method, body)
+    assert client.get("/api/me", headers=admin.headers).json()["roles"] == ["Admin"]
+    assert (
+        client.put(
+            f"/api/members/{admin.user_id}/roles", headers=admin.headers, json={"roles": ["Admin", "Viewer"]}
+        ).status_code
+        == 200
+    )
+    second = add_member(client, admin, minter, roles=["Admin"])
+    assert (
+        client.put(f"/api/members/{admin.user_id}/roles", headers=admin.headers, json={"roles": ["Viewer"]}).status_code
+        == 200
+    )
+    got = client.delete(f"/api/members/{second.user_id}", headers=second.headers)  # now the last one again
+    assert (got.status_code, got.json()) == (409, last)
+
+    faulty = make_client("last_admin_removable")
+    sole = sign_in(faulty, minter, org=ActiveOrg())
+    assert faulty.put(f"/api/members/{sole.user_id}/roles", headers=sole.headers, json={"roles": []}).status_code == 200
+    assert faulty.get("/api/me", headers=sole.headers).json()["roles"] == []
+
+
+def test_two_admins_stepping_down_at_once_leave_one(make_client: Callable[..., TestClient], minter: Minter) -> None:
+    client = make_client()
+    first = sign_in(client, minter, org=ActiveOrg())
+    second = add_member(client, first, minter, roles=["Admin"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(
+            pool.map(
+                lambda who: client.put(f"/api/members/{who.user_id}/roles", headers=who.headers, json={"roles": []}),
+                (first, second),
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    roles = {
+        m["external_id"]: m["roles"]
+        for m in client.get("/api/members", headers=(first if answers[1].status_code == 200 else second).headers).json()
+    }
+    assert sorted(roles.values()) == [[], ["Admin"]]

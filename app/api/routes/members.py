@@ -27,6 +27,9 @@ router = APIRouter(prefix="/api/members", tags=["members"])
 _LISTED = error_responses(401, 403)
 _GUARDED = error_responses(401, 403, 422)
 _BY_ID = error_responses(401, 403, 404, 422)
+_LAST: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "The organisation's last holder of `members:manage` would lose it"}
+}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "Already a member"}}
 
 
@@ -93,29 +96,37 @@ def add_member(principal: MembersManager, session: SessionDep, services: Service
     return MemberOut(user_id=user_id, external_id=body.external_id, roles=sorted(wanted))
 
 
-@router.put("/{user_id}/roles", responses=_BY_ID, openapi_extra=json_body_openapi(MemberRoles))
+@router.put("/{user_id}/roles", responses={**_BY_ID, **_LAST}, openapi_extra=json_body_openapi(MemberRoles))
 def set_member_roles(
     user_id: uuid.UUID, principal: MembersManager, session: SessionDep, services: ServicesDep, raw: RawBody
 ) -> MemberOut:
-    """Replace the roles a member holds in the caller's organisation (needs `members:manage`)."""
+    """Replace the roles a member holds in the caller's organisation (needs `members:manage`); the last member
+    holding `members:manage` cannot give it up (409 `last_member_manager`)."""
     members = services.members(session, principal)
     membership = found(services, Membership, user_id, members.find(user_id), key="user_id")
     body = parse_body(MemberRoles, raw)
     wanted = role_ids(session, body.roles)
-    _within_caller(session, services, principal, wanted, _held(session, membership))
+    held = _held(session, membership)
+    _within_caller(session, services, principal, wanted, held)
+    if not services.leaves_a_manager(session, membership, granted_by(session, held), granted_by(session, wanted)):
+        raise ApiError(409, "conflict", reason="last_member_manager")
     replace_roles(session, membership.org_id, user_id, wanted)
     session.commit()
     return MemberOut(user_id=user_id, external_id=members.external_id(user_id), roles=sorted(wanted))
 
 
-@router.delete("/{user_id}", status_code=204, response_class=Response, responses=_BY_ID)
+@router.delete("/{user_id}", status_code=204, response_class=Response, responses={**_BY_ID, **_LAST})
 def remove_member(
     user_id: uuid.UUID, principal: MembersManager, session: SessionDep, services: ServicesDep
 ) -> Response:
-    """Remove a member (and the roles they held) from the caller's organisation (needs `members:manage`)."""
+    """Remove a member (and the roles they held) from the caller's organisation (needs `members:manage`); never the
+    last member holding `members:manage` (409 `last_member_manager`)."""
     members = services.members(session, principal)
     membership = found(services, Membership, user_id, members.find(user_id), key="user_id")
-    _within_caller(session, services, principal, _held(session, membership))
+    held = _held(session, membership)
+    _within_caller(session, services, principal, held)
+    if not services.leaves_a_manager(session, membership, granted_by(session, held), ()):
+        raise ApiError(409, "conflict", reason="last_member_manager")
     return deleted(session, members, membership)
 
 

@@ -156,7 +156,7 @@ def _form(fields: dict[str, str], body: dict[str, str]) -> Any:
         ),
         (
             lambda raw: raw.update(checks={"not_applicable": {"Z9": "x"}}),
-            "unknown check 'Z9'; known: M1, M2, M3, M4, O1, O2, O3, O4, O5, O6, C1, C2, I1, I2, I3",
+            "unknown check 'Z9'; known: M1, M2, M3, M4, O1, O2, O3, O4, O5, O6, C1, C2, C3, I1, I2, I3",
         ),
         (
             lambda raw: raw.update(checks={"not_applicable": {"M1": ""}}),
