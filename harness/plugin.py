@@ -470,7 +470,7 @@ class _Recorder:
             write_markdown(self.report, state.report_dir / "report.md")
             write_junit(self.report, state.report_dir / "junit.xml")
         session.config.hook.pytest_harness_report(report=self.report, config=session.config)
-        if self.report.answer is Answer.NO and session.exitstatus == 0:
+        if self.report.answer is not Answer.YES and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

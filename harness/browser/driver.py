@@ -11,9 +11,11 @@ without it, when the quiet period has lasted `SETTLE_MS`).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, BrowserContext, Error, Page, Playwright, Route, sync_playwright
 
 from harness.browser.model import Fill, Initiator, Loop, LoopKind, Navigation, Phase, Reopen, Step, Verdict, Visit
+from harness.stopping import shielded
 
 __all__ = [
     "LAUNCH_ARGS",
@@ -145,16 +148,40 @@ def chromium_executable(playwright: Playwright) -> str | None:
 
 @contextmanager
 def browser(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
-    """A headless Chromium for the duration of the block; `extra_args` point it at the frontend API stand-in."""
-    with sync_playwright() as playwright:
-        executable = chromium_executable(playwright)
-        instance = playwright.chromium.launch(
-            headless=True, executable_path=executable, args=[*LAUNCH_ARGS, *extra_args]
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+    """A headless Chromium for the duration of the block; `extra_args` point it at the frontend API stand-in.
+
+    Playwright's driver and Chromium keep their temporary files (traces, profiles) in a directory of the block's
+    own, removed with it: a run stopped mid-page (Ctrl-C, SIGTERM) cuts their own clean-up short."""
+    scratch = tempfile.mkdtemp(prefix="iam-harness-browser-")
+    try:
+        with ExitStack() as stack:
+            with _temporary_dir(scratch):  # read by the driver as it starts, and the browser as it launches
+                playwright = stack.enter_context(sync_playwright())
+                instance = playwright.chromium.launch(
+                    headless=True, executable_path=chromium_executable(playwright), args=[*LAUNCH_ARGS, *extra_args]
+                )
+            try:
+                yield instance
+            finally:
+                with shielded():
+                    instance.close()
+    finally:
+        with shielded():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def _temporary_dir(path: str) -> Iterator[None]:
+    """TMPDIR for the processes started in the block (Playwright's driver, and the browser it launches)."""
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
 
 
 class _Recorder:

@@ -2,7 +2,8 @@
 
 The exit code comes from the report the run hands back in-process (never from a file a stale or concurrent run
 may have written). Exit codes: 0 every check YES (or N/A); 1 any check NO; 2 usage or config error; 3 target
-unreachable; 130 interrupted.
+unreachable; 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM): the target and its database stopped, and
+the partial report's answer INTERRUPTED.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.config.reference import default_config_path, parse_faults
 from harness.errors import ConfigError, HarnessError
 from harness.plugin import ReportHolder, scenarios_dir
 from harness.report.model import Answer, ErrorKind, Report
+from harness.stopping import stop_on_signals
 
 __all__ = ["main"]
 
@@ -60,18 +62,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
+    received = stop_on_signals()
     try:
         if args.command == "plan":
             return run_plan_command(args)
         if args.command == "config":
             return run_config_command(args)
-        return _run(args) if args.command == "run" else run_command(args)
+        return _interrupted(received, _run(args) if args.command == "run" else run_command(args))
     except HarnessError as exc:
         print(f"iam-harness: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _interrupted(received, exc.exit_code)
     except KeyboardInterrupt:
         print("iam-harness: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(received, EXIT_INTERRUPTED)
+
+
+def _interrupted(received: list[int], code: int) -> int:
+    """The exit code: 128 + the signal's number when one stopped the run (130 SIGINT, 143 SIGTERM), else `code`."""
+    return 128 + received[0] if received else code
 
 
 def _scenarios_dir() -> Path:

@@ -41,6 +41,7 @@ class Answer(StrEnum):
     YES = "YES"
     NO = "NO"
     NA = "N/A"
+    INTERRUPTED = "INTERRUPTED"  # the run's answer only: it was stopped (Ctrl-C, SIGTERM) before it decided
 
 
 class ErrorKind(StrEnum):
@@ -134,8 +135,11 @@ class Report:
 
     @property
     def answer(self) -> Answer:
-        """YES iff the run finished without error, every check is YES or N/A, and M3 and M4 are YES."""
-        if self.error is not None or self.interrupted:
+        """YES iff the run finished without error, every check is YES or N/A, and M3 and M4 are YES; INTERRUPTED
+        when it was stopped before it finished (what it decided so far is no answer)."""
+        if self.interrupted:
+            return Answer.INTERRUPTED
+        if self.error is not None:
             return Answer.NO
         answers = {c.id: c.answer for c in self.checks}
         if any(answers.get(gate) is not Answer.YES for gate in NEVER_NOT_APPLICABLE):
@@ -144,7 +148,7 @@ class Report:
 
     @property
     def reason(self) -> str | None:
-        """Why the run's answer is NO (interrupted, the run's error, or the first NO check); None for a YES."""
+        """Why the run's answer is not YES (interrupted, the run's error, or the first NO check); None for a YES."""
         if self.interrupted:
             return INTERRUPTED
         if self.error is not None:

@@ -14,7 +14,7 @@ from harness.report.model import Answer, Report
 __all__ = ["print_table"]
 
 MAX_LINE_CHARS = 300
-_STYLE = {Answer.YES: "green", Answer.NO: "bold red", Answer.NA: "yellow"}
+_STYLE = {Answer.YES: "green", Answer.NO: "bold red", Answer.NA: "yellow", Answer.INTERRUPTED: "bold yellow"}
 
 
 def print_table(report: Report, console: Console | None = None) -> None:

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from harness.errors import TargetUnreachable
+from harness.stopping import shielded
 
 __all__ = ["embedded_server", "fresh_database", "server_url"]
 
@@ -36,7 +37,8 @@ def embedded_server() -> Iterator[str]:
         try:
             yield str(server.get_uri("postgres"))
         finally:
-            server.cleanup()
+            with shielded():
+                server.cleanup()
 
 
 @contextlib.contextmanager
@@ -61,7 +63,7 @@ def fresh_database(server: str, *, prefix: str = "iam_run") -> Iterator[str]:
     try:
         yield _with_database(server, name)
     finally:
-        with psycopg.connect(server, autocommit=True, connect_timeout=10) as conn:
+        with shielded(), psycopg.connect(server, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

@@ -27,6 +27,7 @@ from harness.clerk.webhooks import new_secret
 from harness.config.model import TargetConfig
 from harness.config.placeholders import fill_template
 from harness.errors import ConfigError, TargetUnreachable
+from harness.stopping import shielded
 from harness.target import mailbox
 from harness.target.mailbox import Mailbox
 from harness.target.ports import free_port
@@ -311,11 +312,13 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """Terminate the process, killing it if it lingers; a signal meanwhile waits until it is gone."""
+    with shielded():
+        if process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -100,11 +100,12 @@ def test_report_without_m3_or_m4_is_never_yes() -> None:
     assert report.answer is Answer.NO and report.reason == "M3, M4 must be answered YES"
 
 
-def test_error_and_interruption_make_the_run_no() -> None:
+def test_an_error_makes_the_run_no_and_an_interruption_interrupted() -> None:
     assert Report(1, "t", decide(all_yes()), error="boom").answer is Answer.NO
     interrupted = interrupted_report()
-    assert interrupted.answer is Answer.NO and interrupted.reason == "interrupted"
-    assert Report(1, "t", decide(all_yes()), interrupted=True).answer is Answer.NO  # even with every check YES
+    assert interrupted.answer is Answer.INTERRUPTED and interrupted.reason == "interrupted"
+    # even with every check YES so far: what a stopped run decided is no answer
+    assert Report(1, "t", decide(all_yes()), interrupted=True).answer is Answer.INTERRUPTED
 
 
 def test_catalogue_entries_are_complete() -> None:
