@@ -246,6 +246,8 @@ def _harness_run(pytestconfig: pytest.Config, target_config: TargetConfig) -> It
             yield running, issuer
     except HarnessError as exc:
         record_error(pytestconfig, exc)
+        if shared is None:  # nothing can run without the target: stop here, rather than fail every scenario on it
+            pytest.exit(str(exc), returncode=exc.exit_code)
         raise
 
 
@@ -442,6 +444,12 @@ class _Recorder:
         self.state.scenarios_seen = len(scenarios)
         if not scenarios:
             return  # not a conformance run: no config to read
+        shared = _shared(config)
+        if self.state.error is not None or (shared is not None and shared.get("error")):
+            # The target did not start (the controller said why): every scenario would fail on it alike.
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
         not_applicable = _not_applicable(config)
         # A scenario all of whose checks the target cannot have would only fail, or prove nothing: not run.
         skipped = [i for i in scenarios if set(_decided(i)) <= not_applicable.keys()]
@@ -455,12 +463,14 @@ class _Recorder:
                 self.state.outcomes.append(_outcome(json.loads(str(value))))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        self.state.interrupted = True  # Ctrl-C (or pytest.exit): the run did not finish
+        if excinfo.errisinstance(pytest.exit.Exception) and self.state.error is not None:
+            return  # the run stopped itself on its error (the target did not start): that error is its answer
+        self.state.interrupted = True  # Ctrl-C, a signal (or pytest.exit): the run did not finish
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         state = self.state
-        if state.scenarios_seen == 0 and not state.outcomes:
+        if state.scenarios_seen == 0 and not state.outcomes and state.error is None:
             return  # not a conformance run (e.g. the project's own tests)
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: the controller decides
@@ -474,7 +484,7 @@ class _Recorder:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.report is not None:
+        if self.report is not None and self.report.error is None:  # a run that could not start has one line to say
             print_table(self.report, Console(file=terminalreporter._tw._file, width=160))
 
 

@@ -50,8 +50,19 @@ def _say(line: str) -> None:
         os.write(_State.stderr if _State.stderr is not None else sys.stderr.fileno(), line.encode(errors="replace"))
 
 
-def stop_on_signals() -> list[int]:
-    """Install the handler for SIGTERM and SIGINT; the list it returns fills with the signal that stopped the run."""
+@contextmanager
+def stop_on_signals() -> Iterator[list[int]]:
+    """Within the block, SIGTERM and SIGINT stop the run as the module says; the list it yields fills with the
+    signal that did. The handlers before are put back after."""
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield _install()
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def _install() -> list[int]:
     _State.received = []
     if _State.stderr is None:
         try:

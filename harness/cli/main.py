@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -62,19 +64,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    received = stop_on_signals()
-    try:
-        if args.command == "plan":
-            return run_plan_command(args)
-        if args.command == "config":
-            return run_config_command(args)
-        return _interrupted(received, _run(args) if args.command == "run" else run_command(args))
-    except HarnessError as exc:
-        print(f"iam-harness: {exc}", file=sys.stderr)
-        return _interrupted(received, exc.exit_code)
-    except KeyboardInterrupt:
-        print("iam-harness: interrupted", file=sys.stderr)
-        return _interrupted(received, EXIT_INTERRUPTED)
+    with stop_on_signals() as received:
+        try:
+            if args.command == "plan":
+                return run_plan_command(args)
+            if args.command == "config":
+                return run_config_command(args)
+            return _interrupted(received, _run(args) if args.command == "run" else run_command(args))
+        except HarnessError as exc:
+            print(f"iam-harness: {exc}", file=sys.stderr)
+            return _interrupted(received, exc.exit_code)
+        except KeyboardInterrupt:
+            print("iam-harness: interrupted", file=sys.stderr)
+            return _interrupted(received, EXIT_INTERRUPTED)
 
 
 def _interrupted(received: list[int], code: int) -> int:
@@ -94,12 +96,16 @@ def _run(args: argparse.Namespace) -> int:
     faults = parse_faults(args.faults)
     if faults and args.target != "embedded":
         raise ConfigError("--faults only applies to the embedded target")
-    if args.target != "embedded" and not args.target.startswith(("http://", "https://")):
-        raise ConfigError(f"--target must be 'embedded' or an http(s) URL, got {args.target!r}")
+    if args.target != "embedded":
+        _check_target_url(args.target)
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
+    if args.fuzz_cases is not None and not 1 <= args.fuzz_cases <= 500:
+        raise ConfigError(f"--fuzz-cases must be from 1 to 500, got {args.fuzz_cases}")
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    report_dir: Path = args.report_dir.resolve()
-    report_dir.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_FILES:  # a run that writes no report must not leave an older one looking like its own
+    report_dir = _writable_dir(args.report_dir)
+    # Only now, every option accepted: a run that writes no report must not leave an older one looking like its own.
+    for name in REPORT_FILES:
         (report_dir / name).unlink(missing_ok=True)
     print(f"iam-harness: seed {seed}, target {args.target}, faults {','.join(faults) or 'none'}", flush=True)
     pytest_args = [
@@ -125,11 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.config:
         pytest_args.append(f"--target-config={config_path}")
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     if args.fuzz_cases is not None:
-        if not 1 <= args.fuzz_cases <= 500:
-            raise ConfigError(f"--fuzz-cases must be from 1 to 500, got {args.fuzz_cases}")
         pytest_args.append(f"--fuzz-cases={args.fuzz_cases}")
     if args.workers:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
@@ -145,13 +147,40 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(holder.report, time.monotonic() - started, report_dir)
 
 
+def _check_target_url(target: str) -> None:
+    """`--target` must be an http(s) URL with a host (and a port, if any, that is one)."""
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        raise ConfigError(f"--target {target!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--target must be 'embedded' or an http(s) URL with a host, got {target!r}")
+
+
+def _writable_dir(path: Path) -> Path:
+    """`--report-dir`, made if missing: a directory this process can write, or a ConfigError saying why not."""
+    resolved = path.expanduser().resolve()
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=resolved):
+            pass
+    except FileExistsError:
+        raise ConfigError(f"--report-dir {str(path)!r} is a file, not a directory") from None
+    except NotADirectoryError:
+        raise ConfigError(f"--report-dir {str(path)!r} is under a file, not a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"--report-dir {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+    return resolved
+
+
 def _exit_code(report: Report, seconds: float, report_dir: Path) -> int:
     """Say the run's answer and turn it into the exit code."""
     if report.interrupted:
         print(f"iam-harness: interrupted after {seconds:.1f} s; the partial report is in {report_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"iam-harness: {report.answer.value} in {seconds:.1f} s; report in {report_dir}")
-    if report.error is not None:
+    if report.error is not None:  # the one line that says what is wrong; the report says it too
         print(f"iam-harness: {report.error}", file=sys.stderr)
         return EXIT_USAGE if report.error_kind is ErrorKind.CONFIG else EXIT_UNREACHABLE
+    print(f"iam-harness: {report.answer.value} in {seconds:.1f} s; report in {report_dir}")
     return EXIT_YES if report.answer is Answer.YES else EXIT_NO

@@ -79,3 +79,40 @@ def test_stale_reports_are_removed_before_a_run(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(pytest, "main", run)
     cli.main(["run", "--report-dir", str(tmp_path)])
     assert seen == [False, False, False]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--workers", "-1"], "--workers must be 0 or more, got -1"),
+        (["--fuzz-cases", "0"], "--fuzz-cases must be from 1 to 500, got 0"),
+        (["--target", "http://[::1"], "--target 'http://[::1' is not a URL: Invalid IPv6 URL"),
+        (["--target", "http://h:99999"], "is not a URL: Port out of range"),
+        (["--target", "http:///x"], "an http(s) URL with a host, got 'http:///x'"),
+    ],
+)
+def test_a_refused_option_says_one_line_and_touches_no_report(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    said: str,
+) -> None:
+    (tmp_path / "report.json").write_text("old")
+    monkeypatch.setattr(pytest, "main", lambda *a, **k: pytest.fail("the run must not start"))
+    assert cli.main(["run", "--report-dir", str(tmp_path), *args]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [f"iam-harness: {out.err.strip().removeprefix('iam-harness: ')}"]
+    assert said in out.err and out.out == ""
+    assert (tmp_path / "report.json").read_text() == "old"
+
+
+@pytest.mark.parametrize(("where", "said"), [("file", "is a file, not a directory"), ("file/under", "is under a file")])
+def test_a_report_dir_that_is_no_directory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str, said: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(pytest, "main", lambda *a, **k: pytest.fail("the run must not start"))
+    assert cli.main(["run", "--report-dir", str(tmp_path / where)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and said in err and "Traceback" not in err
