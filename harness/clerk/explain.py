@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +36,12 @@ class Explanation:
 
 
 def decode_segment(raw: str) -> Any:
-    """The JSON in one base64url segment of a JWS (padding restored); ValueError if it is not that."""
-    return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    """The JSON in one base64url segment of a JWS (padding restored); ValueError if it is not that, or nests deeper
+    than Python's JSON reader goes."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except RecursionError:
+        raise ValueError("nested too deep to read") from None
 
 
 def explain(token: str, *, now: int, issuer: Issuer | None = None) -> Explanation:
@@ -79,11 +84,17 @@ def _header_rules(header: dict[str, Any], signature: str, issuer: Issuer | None)
 
 def _claim_rules(claims: dict[str, Any], now: int, issuer: Issuer | None) -> list[str]:
     broken = []
+    times: dict[str, float] = {}  # the NumericDates that are finite numbers, the only ones compared with now
     for name in ("exp", "nbf", "iat"):
-        if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], int | float)):
-            broken.append(f"{name} must be a number (NumericDate), got {claims[name]!r}")
-    exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
-    if exp is None:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            broken.append(f"{name} must be a number (NumericDate), got {value!r}")
+        elif isinstance(value, int | float) and not math.isfinite(value):
+            broken.append(f"{name} must be a finite number (NumericDate), got {value!r}")
+        elif isinstance(value, int | float):
+            times[name] = value
+    exp, nbf, iat = times.get("exp"), times.get("nbf"), times.get("iat")
+    if "exp" not in claims:
         broken.append("exp is missing: a session token must expire")
     elif isinstance(exp, int | float) and exp + LEEWAY < now:
         broken.append(f"expired {int(now - exp)} s ago (exp {int(exp)}; leeway {LEEWAY} s)")

@@ -58,14 +58,25 @@ class KeyStore:
             return [(entry["kid"], load_private_pem(entry["pem"])) for entry in document["keys"]]
         except FileNotFoundError:
             return []
+        except (NotADirectoryError, PermissionError) as exc:  # the home itself is no place for keys
+            raise self._unusable(exc) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"the key file {self.path} is unreadable ({exc}); move it away to start afresh") from None
 
     def _write(self, issuer: Issuer) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
         document = {"keys": [{"kid": kid, "pem": private_pem(key)} for kid, key in issuer.keys]}
-        fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".keys-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)  # atomic: a concurrent reader sees the old file or the new, never half
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".keys-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(document, out, indent=1)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)  # atomic: a concurrent reader sees the old file or the new, never half
+        except OSError as exc:
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"cannot keep the signing keys in {self.home} ({exc.strerror or exc}); set IAM_HARNESS_HOME to a "
+            "directory this user can write"
+        )

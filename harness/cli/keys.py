@@ -17,6 +17,7 @@ import shlex
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.clerk.attacks import CATALOGUE, WEAK_SECRETS
 from harness.clerk.explain import explain
@@ -62,8 +63,24 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> 
     serve.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
 
 
+def _check_url(url: str) -> str:
+    """`--curl`'s URL, which must be an http(s) URL with a host: its origin is the token's `azp`."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        raise ConfigError(f"--curl {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--curl must be an http(s) URL with a host, got {url!r}")
+    return url
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a `token` or `issuer` command; return the exit code."""
+    if getattr(args, "curl", None):
+        _check_url(args.curl)
+    if getattr(args, "port", None) is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be from 0 to 65535, got {args.port}")
     store = KeyStore()
     azp = (
         args.azp if getattr(args, "azp", None) else origin_of(args.curl) if getattr(args, "curl", None) else DEFAULT_AZP
@@ -140,7 +157,10 @@ def _mint(args: argparse.Namespace, issuer: Issuer) -> int:
 
 
 def _serve(issuer: Issuer, port: int) -> None:
-    with serving(issuer, port) as server:
-        print(f"serving {server.url} (Ctrl-C stops)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    try:
+        with serving(issuer, port) as server:
+            print(f"serving {server.url} (Ctrl-C stops)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except OSError as exc:  # the port taken, or not ours to listen on
+        raise ConfigError(f"--port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})") from None

@@ -141,3 +141,53 @@ def test_cli_mint_cat_pending_and_permissions(
     assert "pending session has no organisation" in capsys.readouterr().err
     assert main(["token", "mint", "--sub", "user_2abc", "--org", "org_2x", "--permission", "deals"]) == 2
     assert "org:<feature>:<name>" in capsys.readouterr().err
+
+
+def _raw(payload: bytes) -> str:
+    head = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
+    return f"{head}.{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("payload", "rule"),
+    [
+        (b'{"sub":"u","exp":1,"iat":1e400}', "iat must be a finite number (NumericDate), got inf"),
+        (b'{"sub":"u","exp":-1e400}', "exp must be a finite number (NumericDate), got -inf"),
+        (b'{"sub":"u","exp":Infinity}', "exp must be a finite number (NumericDate), got inf"),
+        (b'{"sub":"u","exp":NaN}', "exp must be a finite number (NumericDate), got nan"),
+        (b"[" * 5000 + b"]" * 5000, "malformed: a segment is not base64url-encoded JSON (nested too deep to read)"),
+    ],
+    ids=["iat-1e400", "exp--1e400", "exp-Infinity", "exp-NaN", "nested-5000"],
+)
+def test_numbers_no_clock_can_hold_and_deep_nesting_are_named_not_raised(payload: bytes, rule: str) -> None:
+    explained = explain(_raw(payload), now=NOW)
+    assert rule in explained.broken
+    assert all(line.startswith(("header: ", "claims: ", "BROKEN: ")) for line in explained.lines())
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["token", "mint", "--sub", "user_2x", "--curl", "http://[::1"], "--curl 'http://[::1' is not a URL"),
+        (["token", "mint", "--sub", "user_2x", "--curl", "not-a-url"], "--curl must be an http(s) URL with a host"),
+        (["issuer", "serve", "--port", "99999"], "--port must be from 0 to 65535, got 99999"),
+    ],
+)
+def test_bad_token_and_issuer_options_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    assert main(args) == 2
+    out = capsys.readouterr()
+    assert out.err.strip() == f"iam-harness: {out.err.strip().removeprefix('iam-harness: ')}" and said in out.err
+    assert out.out == ""
+
+
+def test_a_key_home_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "file" / "keys"))  # under a file: no user can make it
+    assert main(["issuer", "pem"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "set IAM_HARNESS_HOME to a directory" in err
