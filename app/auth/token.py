@@ -331,8 +331,15 @@ class TokenVerifier:
 
 
 def plain_id(value: Any) -> TypeGuard[str]:
-    """A non-blank string of at most MAX_ID_LENGTH characters, without NUL."""
-    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_ID_LENGTH and "\x00" not in value
+    """A non-blank string of at most MAX_ID_LENGTH characters, without NUL, that is text: JSON's `\\ud800` (a lone
+    surrogate) decodes to a string no database, log or page can hold."""
+    if not (isinstance(value, str) and value.strip() and len(value) <= MAX_ID_LENGTH and "\x00" not in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_header(token: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -16,6 +17,7 @@ from tests.app.support import (
     Minter,
     TestClient,
     clerk_id,
+    cookie_header,
     hs256_token,
     public_pem,
     unsigned_token,
@@ -81,6 +83,12 @@ def _refusals(minter: Minter, signing_key: rsa.RSAPrivateKey) -> dict[str, tuple
         "wrong_typ": (minter.token("user_2abc", headers={"typ": "at+jwt"}), "wrong_type"),
         "audience_token": (minter.token("user_2abc", aud="https://api.example.com"), "audience_not_allowed"),
         "bad_org_claim": (minter.token("user_2abc", o="org_2abc"), "invalid_org_claim"),
+        # JSON's "\ud800", a lone surrogate: a Python string no database, log or page can encode
+        "surrogate_sub": (minter.token("user_2\ud800"), "invalid_subject"),
+        "surrogate_org": (
+            minter.token("user_2abc", o={"id": "org_2\ud800", "rol": "admin", "slg": "x"}),
+            "invalid_org_claim",
+        ),
         "garbage": ("not.a.jwt", "malformed"),
     }
 
@@ -108,6 +116,8 @@ ATTACKS = [
     "future_nbf",
     "future_iat",
     "pending_session",
+    "surrogate_sub",
+    "surrogate_org",
     "machine_token",
     "wrong_typ",
     "audience_token",
@@ -152,3 +162,15 @@ def test_token_role_claim_grants_nothing(client: TestClient, minter: Minter) -> 
     got = client.get("/api/contacts", headers=intruder)
     assert got.status_code == 403
     assert got.json() == {"error": "forbidden", "reason": "not_a_member"}
+
+
+def test_a_lone_surrogate_in_a_session_cookie_is_no_server_error(
+    client: TestClient, refusals: dict[str, tuple[str, str]]
+) -> None:
+    for attack in ("surrogate_sub", "surrogate_org"):
+        token, _ = refusals[attack]
+        iat = jwt.decode(token, options={"verify_signature": False})["iat"]
+        got = client.get(
+            "/dashboard", headers=cookie_header({"__session": token, "__client_uat": str(iat)}), follow_redirects=False
+        )
+        assert got.status_code < 500, (attack, got.status_code, got.text[:200])
