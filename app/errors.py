@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from contextvars import ContextVar
 from typing import Any
@@ -117,8 +118,33 @@ async def _unknown_roles(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body("invalid_request", reason="unknown_role", roles=list(exc.names)), status_code=422)
 
 
+def allowed_methods(request: Request) -> tuple[set[str], bool]:
+    """The methods the app documents at the request's path (its OpenAPI schema), and whether they are those of a
+    literal path (no parameter): `/api/contacts/search` is the search's path, not a contact whose id is `search`."""
+    literal: set[str] = set()
+    templated: set[str] = set()
+    path = request.url.path
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods = {method.upper() for method in item if method in _HTTP_METHODS}
+            (templated if "{" in template else literal).update(methods)
+    return (literal, True) if literal else (templated, False)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _method_not_allowed(methods: set[str]) -> JSONResponse:
+    return JSONResponse(_body("method_not_allowed"), status_code=405, headers={"Allow": ", ".join(sorted(methods))})
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    methods, literal = allowed_methods(request)
+    if literal and request.method not in methods and all(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+        # PATCH /api/contacts/search: the path is the search's, which does not take PATCH; not a malformed id
+        return _method_not_allowed(methods)
     # Location, message and kind only: the input (which may be anything a client sent) is not echoed.
     detail = [
         {
@@ -133,6 +159,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:  # Starlette names the one route it matched; `Allow` lists every method of the path
+        methods = allowed_methods(request)[0] or set((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
+        return _method_not_allowed(methods - {""})
     error = _STATUS_ERRORS.get(exc.status_code, "http_error")
     return JSONResponse(_body(error), status_code=exc.status_code, headers=exc.headers)
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.invites import InviteStatus
 
@@ -205,6 +206,15 @@ class ContactCreate(_Input):
     notes: Notes = ""
 
 
+def _omissible() -> Any:
+    """A field a patch may leave out and may not send as null: the schema says so too (no null, no default)."""
+    return Field(default=None, json_schema_extra=_no_default)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 def _not_null(model: BaseModel, *names: str) -> None:
     for field_name in names:
         if field_name in model.model_fields_set and getattr(model, field_name) is None:
@@ -212,11 +222,12 @@ def _not_null(model: BaseModel, *names: str) -> None:
 
 
 class ContactPatch(_Input):
-    """Changes to a contact: only the fields given change; `name` may not be null."""
+    """Changes to a contact: only the fields given change; `name` and `notes` may not be null (`email` may: it is
+    cleared)."""
 
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = _omissible()
     email: Email | None = None
-    notes: Notes | None = None
+    notes: Notes | SkipJsonSchema[None] = _omissible()
 
     @model_validator(mode="after")
     def _name_and_notes_not_null(self) -> ContactPatch:
@@ -263,10 +274,11 @@ class DealCreate(_Input):
 
 
 class DealPatch(_Input):
-    """Changes to a deal: only the fields given change; `contact_id: null` unlinks the contact."""
+    """Changes to a deal: only the fields given change; `title` and `amount` may not be null; `contact_id: null`
+    unlinks the contact."""
 
-    title: Title | None = None
-    amount: Amount | None = None
+    title: Title | SkipJsonSchema[None] = _omissible()
+    amount: Amount | SkipJsonSchema[None] = _omissible()
     contact_id: uuid.UUID | None = None
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -9,7 +10,8 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from tests.app.support import Minter, TestClient, clerk_id, sign_in
+from app.api.deps import MAX_BODY_BYTES
+from tests.app.support import ActiveOrg, Minter, TestClient, clerk_id, create_contact, sign_in
 
 LEAKS = re.compile(
     r"(?i)traceback|sqlstate|psycopg|sqlalchemy|22P02|invalid input syntax|SELECT\s.+\sFROM|governance_|uuid\)",
@@ -68,3 +70,64 @@ def test_health_is_public(client: TestClient) -> None:
     got = client.get("/health")
     assert (got.status_code, got.json()) == (200, {"status": "ok"})
     assert re.fullmatch(r"[0-9a-f]{32}", got.headers["x-request-id"])
+
+
+def test_a_method_a_path_does_not_take_is_405_with_every_method_it_does(client: TestClient, minter: Minter) -> None:
+    admin = sign_in(client, minter, org=ActiveOrg())
+    contact = create_contact(client, admin)
+    for method, path, allow in (
+        ("OPTIONS", "/api/contacts", "GET, POST"),
+        ("PUT", "/api/contacts", "GET, POST"),
+        ("OPTIONS", f"/api/contacts/{contact['id']}", "DELETE, GET, PATCH"),
+        # the search's own path, not a contact whose id is "search": 405, never a 422 about a malformed id
+        ("PATCH", "/api/contacts/search", "GET"),
+        ("PATCH", "/api/contacts/export.csv", "GET"),
+        ("PATCH", "/api/contacts/bulk-delete", "POST"),
+    ):
+        got = client.request(method, path, headers=admin.headers)
+        assert (got.status_code, got.headers.get("allow"), got.json()) == (
+            405,
+            allow,
+            {"error": "method_not_allowed"},
+        ), (method, path)
+
+
+def test_the_longest_spelling_of_a_body_the_schema_allows_is_accepted(client: TestClient, minter: Minter) -> None:
+    """10,000 characters of notes outside the BMP, as json.dumps writes them (`\\ud83d\\ude00`, 12 bytes each)."""
+    admin = sign_in(client, minter, org=ActiveOrg())
+    contact = create_contact(client, admin)
+    body = json.dumps({"name": "\U0001f600" * 200, "notes": "\U0001f600" * 10_000})
+    assert len(body) > 120_000
+    headers = {**admin.headers, "Content-Type": "application/json"}
+    got = client.patch(f"/api/contacts/{contact['id']}", headers=headers, content=body)
+    assert got.status_code == 200 and got.json()["notes"] == "\U0001f600" * 10_000
+    too_big = client.patch(f"/api/contacts/{contact['id']}", headers=headers, content=b" " * (MAX_BODY_BYTES + 1))
+    assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
+    operation = client.get("/openapi.json").json()["paths"]["/api/contacts/{contact_id}"]["patch"]
+    assert "413" in operation["responses"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "schema"),
+    [
+        ("/api/contacts/{contact_id}", "notes", "ContactPatch"),
+        ("/api/contacts/{contact_id}", "name", "ContactPatch"),
+        ("/api/deals/{deal_id}", "amount", "DealPatch"),
+        ("/api/deals/{deal_id}", "title", "DealPatch"),
+    ],
+)
+def test_a_patch_field_the_app_refuses_as_null_is_not_nullable_in_the_schema(
+    client: TestClient, minter: Minter, path: str, field: str, schema: str
+) -> None:
+    admin = sign_in(client, minter, org=ActiveOrg())
+    record = (
+        create_contact(client, admin)
+        if "contacts" in path
+        else client.post("/api/deals", headers=admin.headers, json={"title": "t"}).json()
+    )
+    url = path.replace("{contact_id}", record["id"]).replace("{deal_id}", record["id"])
+    got = client.patch(url, headers=admin.headers, json={field: None})
+    assert got.status_code == 422
+    body = client.get("/openapi.json").json()["paths"][path]["patch"]["requestBody"]["content"]["application/json"]
+    declared = body["schema"]["properties"][field]
+    assert "null" not in json.dumps(declared) and "default" not in declared, declared
