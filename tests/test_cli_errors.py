@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,32 @@ def test_a_run_that_cannot_start_says_one_line(tmp_path: Path, args: list[str], 
     assert "Traceback" not in output and "ERROR " not in output and "│" not in output, output[-2000:]
     assert len(output.splitlines()) <= 10, output
     assert (tmp_path / "report.json").exists()  # the report says it too
+
+
+def test_the_embedded_app_starts_from_a_directory_holding_an_app_folder(tmp_path: Path) -> None:
+    """The working directory's own `app` package (a user's project) is never the one the embedded target runs."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "__main__.py").write_text("raise SystemExit('the wrong app')\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--seed",
+            "1",
+            "--report-dir",
+            str(tmp_path / "out"),
+            "-k",
+            "first_user",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+        cwd=tmp_path,
+    )
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["error"] is None and "the wrong app" not in done.stdout + done.stderr, done.stderr[-2000:]
+    assert {c["id"]: c["answer"] for c in report["checks"]}["M2"] == "YES"
