@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.identity import NotAMember
@@ -208,6 +209,14 @@ class ErrorBoundary:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-request (its body cut short): nobody to answer, and nothing wrong here.
+            log.info(
+                "client disconnected method=%s path=%s request_id=%s",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
         except Exception as exc:
             log_exception(exc, message="unhandled error", method=scope.get("method"), path=scope.get("path"))
             if started:  # too late for a clean answer; the server closes the connection

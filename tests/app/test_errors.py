@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -131,3 +132,45 @@ def test_a_patch_field_the_app_refuses_as_null_is_not_nullable_in_the_schema(
     body = client.get("/openapi.json").json()["paths"][path]["patch"]["requestBody"]["content"]["application/json"]
     declared = body["schema"]["properties"][field]
     assert "null" not in json.dumps(declared) and "default" not in declared, declared
+
+
+def test_a_client_gone_mid_body_is_logged_as_such_not_as_an_error(
+    client: TestClient, minter: Minter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ASGI app driven directly: the body's first half arrives, then the client disconnects."""
+    admin = sign_in(client, minter, org=ActiveOrg())
+    messages = [
+        {"type": "http.request", "body": b'{"name": "half', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/contacts",
+        "raw_path": b"/api/contacts",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", admin.headers["Authorization"].encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    with caplog.at_level(logging.INFO, logger="app"):
+        asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert any(r.getMessage().startswith("client disconnected method=POST path=/api/contacts") for r in caplog.records)
+    assert not any(m.get("type") == "http.response.start" and m.get("status") == 500 for m in sent)
