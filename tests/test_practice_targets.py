@@ -115,3 +115,54 @@ def test_a_never_entry_that_names_no_operation_stops_the_run_before_it_starts(tm
     assert done.returncode == 2, done.stdout + done.stderr
     assert "POST /admin/rest" in done.stderr and "names no operation" in done.stderr
     assert request_counts(app)["POST /admin/reset"] == 0
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_principal_whose_login_fails_is_a_config_error_naming_it(tmp_path: Path, workers: str) -> None:
+    """The north reader's password is not the one its setup registered: exit 2, one line naming the principal."""
+    text = (TARGETS / "library.toml").read_text(encoding="utf-8")
+    reader = 'body = { username = "north-reader-{run}", password = "{secret}" }'
+    assert reader in text
+    config = tmp_path / "library.toml"
+    config.write_text(
+        text.replace(reader, 'body = { username = "north-reader-{run}", password = "not-{secret}" }').replace(
+            "{config_dir}", str(TARGETS)
+        ),
+        encoding="utf-8",
+    )
+    app = create_library_app()
+    with serving(app, "/health") as base:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(config), "--seed", "3",
+             "--report-dir", str(tmp_path / "out"), "--workers", workers],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+        )  # fmt: skip
+    errors = [line for line in done.stderr.splitlines() if line.startswith("iam-harness: ")]
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(errors) == 1 and "[[principals]] login: north reader could not log in" in errors[0], errors
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [("/health", "is not an OpenAPI document (no 'paths' object)"), ("/no-such-page", "answered 404")],
+    ids=["other-json", "404"],
+)
+def test_a_schema_path_that_is_no_openapi_document_is_a_config_error_naming_it(
+    tmp_path: Path, schema: str, said: str, workers: str
+) -> None:
+    text = (TARGETS / "library.toml").read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("schema_file = "))
+    config = tmp_path / "library.toml"
+    config.write_text(text.replace(line, f'schema = "{schema}"'), encoding="utf-8")
+    with serving(create_library_app(), "/health") as base:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(config), "--seed", "3",
+             "--report-dir", str(tmp_path / "out"), "--workers", workers],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+        )  # fmt: skip
+    errors = [line for line in done.stderr.splitlines() if line.startswith("iam-harness: ")]
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(errors) == 1 and f"[target] schema {schema}" in errors[0] and said in errors[0], errors
+    assert "Traceback" not in done.stdout + done.stderr

@@ -91,6 +91,7 @@ def dump_world(world: World) -> dict[str, Any]:
     """The world as data."""
     return {
         "problems": world.problems,
+        "refused_logins": world.refused_logins,
         "secrets": sorted(world.secrets),
         "orgs": [
             {
@@ -116,7 +117,12 @@ def dump_world(world: World) -> dict[str, Any]:
 
 def load_world(data: dict[str, Any], issuer: Issuer, transport: httpx.BaseTransport | None) -> World:
     """The controller's world, as a worker sees it; its logins renew through `transport` (the run's guard)."""
-    world = World(orgs={}, problems=list(data["problems"]), secrets=set(data.get("secrets", ())))
+    world = World(
+        orgs={},
+        problems=list(data["problems"]),
+        refused_logins=list(data.get("refused_logins", ())),
+        secrets=set(data.get("secrets", ())),
+    )
     for raw in data["orgs"]:
         org = Org(key=raw["key"], id=raw["id"])
         org.principals = [

@@ -371,6 +371,9 @@ class World:
 
     orgs: dict[str, Org]
     problems: list[str] = field(default_factory=list)
+    # The declared principals whose login failed, each as "[[principals]] <n> (<name>): <why>": the config's
+    # credentials do not work on this target, so nothing the run could go on to decide would mean anything.
+    refused_logins: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)  # what no answer may carry: the passwords the run registered
     tags: dict[str, Tag] = field(default_factory=dict)  # a tag written by a cross-organisation probe -> that probe
 
