@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.admission import Admission
 from app.api.routes import api_router
+from app.api.schemas import ROLE_NAME_MARK
 from app.auth.keys import key_source
 from app.auth.policy import PolicyEngine
 from app.auth.token import TokenVerifier
@@ -17,6 +20,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import install_error_handlers
 from app.faults import Fault
+from app.governance import role_catalogue
 from app.pages import router as pages_router
 from app.pages import template_environment
 from app.services import Services
@@ -82,4 +86,32 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(api_router)
     app.include_router(pages_router)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the role catalogue's names as the enum of every role-name field."""
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)
+        try:
+            with services.database.session() as session:
+                names = [role.name for role in role_catalogue(session)]
+        except SQLAlchemyError as exc:  # the schema stays valid without them
+            log.warning("role names left out of the schema: %s", type(exc).__name__)
+            names = []
+        _enumerate_roles(schema, names)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _enumerate_roles(node: Any, names: list[str]) -> None:
+    """Replace each role-name mark with the names (or drop it, when there are none)."""
+    if isinstance(node, dict):
+        if node.pop(ROLE_NAME_MARK, False) and names:
+            node["enum"] = names
+        for value in node.values():
+            _enumerate_roles(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _enumerate_roles(value, names)

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.invites import InviteStatus
@@ -49,7 +49,16 @@ __all__ = [
     "error_responses",
 ]
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# An address as JSON Schema's `email` format has it (RFC 5322's dot-atom local part, a host name's labels): what
+# the schema lets through is what the app accepts.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
+
+
+# What `_no_nul` refuses, said in the schema too (JSON Schema's pattern; the check itself stays in code, where a
+# fault switch can drop it): PostgreSQL text cannot hold NUL.
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
 
 
 def _no_nul(value: str) -> str:
@@ -64,29 +73,55 @@ def _email(value: str) -> str:
     return value
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_nul),
+    Field(json_schema_extra=NO_NUL),
+]
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=320),
     AfterValidator(_no_nul),
+    Field(json_schema_extra=NO_NUL),
     AfterValidator(_email),
     Field(json_schema_extra={"format": "email"}),
 ]
-Notes = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
+Notes = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)]
 ExternalId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_no_nul)
 ]
 Title = Name
-Body = Annotated[str, StringConstraints(min_length=1, max_length=10_000), AfterValidator(_no_nul)]
+Body = Annotated[
+    str, StringConstraints(min_length=1, max_length=10_000), AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)
+]
+
+
 # Whole currency units; bounded so that a body can never overflow PostgreSQL's bigint.
-Amount = Annotated[int, Field(ge=0, le=1_000_000_000_000, strict=True)]
+def _whole(value: Any) -> Any:
+    """JSON Schema's integer: a number with no fractional part, `580.0` included; never a string or a boolean."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Amount = Annotated[int, Field(ge=0, le=1_000_000_000_000, strict=True), BeforeValidator(_whole)]
 MAX_BULK_IDS = 500
-RoleName = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+# The schema lists the role catalogue's names as this field's enum (`app.main`, read when the schema is first asked
+# for): a role is data, so the model itself checks only the shape, and the handler looks the name up.
+ROLE_NAME_MARK = "x-role-name"
+RoleName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(_no_nul),
+    Field(json_schema_extra=NO_NUL),
+    Field(json_schema_extra={ROLE_NAME_MARK: True}),
+]
 RoleList = Annotated[list[RoleName], Field(max_length=20)]
 # An invite's address is kept and compared in lower case, as the session token's `email` claim is read.
 InviteEmail = Annotated[Email, AfterValidator(str.lower)]
 # A token is 43 characters; anything else up to this bound is looked up like any token, and is simply not found.
-InviteToken = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_nul)]
+InviteToken = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)
+]
 
 
 class _Input(BaseModel):

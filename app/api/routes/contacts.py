@@ -25,6 +25,7 @@ from app.api.deps import (
 from app.api.pagination import DEFAULT_LIMIT, Limit, Offset, listed_responses, with_total
 from app.api.records import deleted, found
 from app.api.schemas import (
+    NO_NUL,
     BulkDelete,
     BulkDeleted,
     BulkDeleteLenient,
@@ -45,7 +46,13 @@ CSV_COLUMNS = ("id", "name", "email", "notes", "created_at", "updated_at")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Search = Annotated[
-    str, Query(min_length=1, max_length=200, description="Text to find in name, email or notes (1 to 200 characters)")
+    str,
+    Query(
+        min_length=1,
+        max_length=200,
+        description="Text to find in name, email or notes (1 to 200 characters, no NUL)",
+        json_schema_extra=NO_NUL,
+    ),
 ]
 
 _LISTED = listed_responses("contacts")
