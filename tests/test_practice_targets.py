@@ -130,17 +130,7 @@ def test_a_principal_whose_login_fails_is_a_config_error_naming_it(tmp_path: Pat
         ),
         encoding="utf-8",
     )
-    app = create_library_app()
-    with serving(app, "/health") as base:
-        done = subprocess.run(
-            [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(config), "--seed", "3",
-             "--report-dir", str(tmp_path / "out"), "--workers", workers],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
-        )  # fmt: skip
-    errors = [line for line in done.stderr.splitlines() if line.startswith("iam-harness: ")]
-    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert len(errors) == 1 and "[[principals]] login: north reader could not log in" in errors[0], errors
-    assert "Traceback" not in done.stdout + done.stderr
+    assert "[[principals]] login: north reader could not log in" in _config_error(config, tmp_path, workers)
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
@@ -156,6 +146,12 @@ def test_a_schema_path_that_is_no_openapi_document_is_a_config_error_naming_it(
     line = next(line for line in text.splitlines() if line.startswith("schema_file = "))
     config = tmp_path / "library.toml"
     config.write_text(text.replace(line, f'schema = "{schema}"'), encoding="utf-8")
+    error = _config_error(config, tmp_path, workers)
+    assert f"[target] schema {schema}" in error and said in error, error
+
+
+def _config_error(config: Path, tmp_path: Path, workers: str) -> str:
+    """Run the library with `config`: it must stop with exit 2 and one line, which is returned."""
     with serving(create_library_app(), "/health") as base:
         done = subprocess.run(
             [sys.executable, "-m", "harness", "run", "--target", base, "--config", str(config), "--seed", "3",
@@ -163,6 +159,6 @@ def test_a_schema_path_that_is_no_openapi_document_is_a_config_error_naming_it(
             capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
         )  # fmt: skip
     errors = [line for line in done.stderr.splitlines() if line.startswith("iam-harness: ")]
-    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert len(errors) == 1 and f"[target] schema {schema}" in errors[0] and said in errors[0], errors
+    assert done.returncode == 2 and len(errors) == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
+    return errors[0]

@@ -143,6 +143,16 @@ class _Flow:
         self.undecided(what, seen, status, sub)
         return False
 
+    def taken_up(self, email: str, org: Org, name: str) -> tuple[str | None, list[str] | None]:
+        """After an invite that must be refused: the token of a mail to `email` within the quiet time, if one came,
+        and the roles in `org` of a user of the address who accepts it (None unless that makes them a member)."""
+        token = self.mail_for(email, seconds=self.quiet_seconds)
+        if not token:
+            return token, None
+        sub, headers = self.session(email)
+        self.accept(headers, token, name)
+        return token, self.roles_in(org, sub, email)[1]
+
     def unclear(self, made: Exchange, who: str, what: str) -> bool:
         """True, with a finding, when an invite that must be refused went unanswered or was answered 401 (the
         inviter's own session refused) or a 5xx (the target failing): neither is a refusal."""
@@ -328,12 +338,7 @@ def _cross_org(flow: _Flow, owner: Caller, inviter: Principal, org2: Org) -> Non
     made = flow.invite(owner, inviter, org2, email)
     if flow.unclear(made, owner.name, f"an invite into {org2.key}"):
         return
-    token = flow.mail_for(email, seconds=flow.quiet_seconds)
-    joined = None
-    if token:
-        sub, headers = flow.session(email)
-        flow.accept(headers, token, "cross-org invitee")
-        joined = flow.roles_in(org2, sub, email)[1]
+    token, joined = flow.taken_up(email, org2, "cross-org invitee")
     flow.judged.add(
         f"{owner.name} invites {email} into {org2.key}: {made.status}; mail: {'yes' if token else 'none'}"
         + ("" if not token else f"; the invitee accepts and is {joined} in {org2.key}")
@@ -386,12 +391,7 @@ def _above_inviter(flow: _Flow, org1: Org, admin: str | None) -> None:
         made = flow.invite(caller, inviter, org1, email, role=admin)
     if flow.unclear(made, inviter.name, f"a {config.inviter} invites an {admin}"):
         return
-    token = flow.mail_for(email, seconds=flow.quiet_seconds)
-    joined = None
-    if token:
-        sub, headers = flow.session(email)
-        flow.accept(headers, token, "escalated invitee")
-        joined = flow.roles_in(org1, sub, email)[1]
+    token, joined = flow.taken_up(email, org1, "escalated invitee")
     flow.judged.add(
         f"{inviter.name} ({config.inviter}) invites a {flow.role}: {within.status}, then an {admin}: {made.status}; "
         f"mail: {'yes' if token else 'none'}" + ("" if not token else f"; the invitee accepts and is {joined}")

@@ -17,13 +17,13 @@ import shlex
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from harness.clerk.attacks import CATALOGUE, WEAK_SECRETS
 from harness.clerk.explain import explain
 from harness.clerk.issuer import ActiveOrg, Issuer
 from harness.clerk.jwks import JWKS_PATH, serving
 from harness.clerk.keystore import KeyStore
+from harness.cli.options import http_url
 from harness.config.model import DEFAULT_ISSUER
 from harness.errors import ConfigError
 from harness.target.running import origin_of
@@ -63,22 +63,10 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> 
     serve.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
 
 
-def _check_url(url: str) -> str:
-    """`--curl`'s URL, which must be an http(s) URL with a host: its origin is the token's `azp`."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
-    except ValueError as exc:
-        raise ConfigError(f"--curl {url!r} is not a URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--curl must be an http(s) URL with a host, got {url!r}")
-    return url
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Run a `token` or `issuer` command; return the exit code."""
     if getattr(args, "curl", None):
-        _check_url(args.curl)
+        http_url("--curl", args.curl)
     if getattr(args, "port", None) is not None and not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be from 0 to 65535, got {args.port}")
     store = KeyStore()

@@ -15,12 +15,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from harness.cli.config import add_config_commands, run_config_command
 from harness.cli.keys import add_commands, run_command
+from harness.cli.options import http_url
 from harness.cli.plan import add_plan_command, run_plan_command
 from harness.config.model import load_config
 from harness.config.reference import default_config_path, parse_faults
@@ -96,8 +96,10 @@ def _run(args: argparse.Namespace) -> int:
     faults = parse_faults(args.faults)
     if faults and args.target != "embedded":
         raise ConfigError("--faults only applies to the embedded target")
+    if args.target != "embedded" and not args.target.startswith(("http://", "https://")):
+        raise ConfigError(f"--target must be 'embedded' or an http(s) URL, got {args.target!r}")
     if args.target != "embedded":
-        _check_target_url(args.target)
+        http_url("--target", args.target)
     if args.workers < 0:
         raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     if args.fuzz_cases is not None and not 1 <= args.fuzz_cases <= 500:
@@ -145,17 +147,6 @@ def _run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         raise HarnessError(f"the run produced no report (pytest exit {int(code)})")
     return _exit_code(holder.report, time.monotonic() - started, report_dir)
-
-
-def _check_target_url(target: str) -> None:
-    """`--target` must be an http(s) URL with a host (and a port, if any, that is one)."""
-    try:
-        parts = urlsplit(target)
-        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
-    except ValueError as exc:
-        raise ConfigError(f"--target {target!r} is not a URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--target must be 'embedded' or an http(s) URL with a host, got {target!r}")
 
 
 def _writable_dir(path: Path) -> Path:

@@ -139,7 +139,7 @@ def test_a_client_gone_mid_body_is_logged_as_such_not_as_an_error(
 ) -> None:
     """The ASGI app driven directly: the body's first half arrives, then the client disconnects."""
     admin = sign_in(client, minter, org=ActiveOrg())
-    messages = [
+    messages: list[dict[str, object]] = [
         {"type": "http.request", "body": b'{"name": "half', "more_body": True},
         {"type": "http.disconnect"},
     ]
