@@ -62,7 +62,7 @@ def test_migrate_only_migrates(database_url: str, signing_key: rsa.RSAPrivateKey
         assert done.returncode == 0, done.stderr
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
-        assert conn.execute("SELECT count(*) FROM governance_roles").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM governance_roles").fetchone() == (4,)
 
 
 def test_missing_settings_exit_2_naming_the_variable() -> None:

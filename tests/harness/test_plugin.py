@@ -195,7 +195,7 @@ def test_report_is_handed_back_in_process(pytester: pytest.Pytester) -> None:
     assert {c.id: c.answer.value for c in holder.report.checks} == _answers(on_disk)
 
 
-def test_interrupted_run_answers_no_and_says_so(pytester: pytest.Pytester) -> None:
+def test_interrupted_run_answers_interrupted_and_says_so(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
         test_scenarios="""
@@ -222,7 +222,7 @@ def test_c(evidence):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = json.loads((out / "report.json").read_text())
     validate_report(report)
-    assert report["interrupted"] is True and report["answer"] == "NO" and report["reason"] == "interrupted"
+    assert report["interrupted"] is True and report["answer"] == "INTERRUPTED" and report["reason"] == "interrupted"
     assert _answers(report)["M1"] == "YES" and _answers(report)["M3"] == "NO"  # what ran is kept
     assert "interrupted" in (out / "report.md").read_text().lower()
 
