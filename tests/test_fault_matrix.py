@@ -83,7 +83,15 @@ ROWS = [
     _fuzz_row("cross_org_reference", {"M4", "I3"}, "a deal in org1 may point at org2's contact"),
     _fuzz_row("mass_assign_org_id", {"M4", "I3"}, "an org_id in a body is honoured"),
     _fuzz_row("existence_oracle", {"M4"}, "another org's id answers 403, a random one 404"),
-    _fuzz_row("org_header_switches_org", {"M4", "I3"}, "X-Org-Id switches the active organisation"),
+    # Its cross-organisation writes reach members too: a Manager acting in the other organisation by the header
+    # regrants that organisation's members, so the role matrix (M3, O4) may turn NO beside it; C2 must not.
+    Row(
+        "org_header_switches_org",
+        frozenset({"M4", "I3"}),
+        frozenset({"C2"}),
+        "X-Org-Id switches the active organisation",
+        FUZZ,
+    ),
     _fuzz_row("viewer_can_write", {"M3", "O4"}, "a Viewer may write"),
     Row("sql_error_leaks", frozenset({"O1"}), FUZZ_CHECKS, "a malformed id answers 500 with SQL text", FUZZ),
     *[
