@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 import tempfile
@@ -27,13 +26,10 @@ from typing import Any
 
 import httpx
 
+from bench._embedded import reference_app
 from fixtures.world import build_world
 from harness.checks.fuzz import fuzz
-from harness.clerk.issuer import Issuer
-from harness.config.model import load_config
-from harness.config.reference import default_config_path
 from harness.engine.schema import ApiSchema, example_body, fill_path, load_schema
-from harness.target.running import EmbeddedTarget, origin_of
 
 BASE_INSTANT = "http://instant.invalid"
 
@@ -124,9 +120,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--full", action="store_true")
     args = parser.parse_args()
-    config = load_config(default_config_path())
-    target = EmbeddedTarget(config, faults=(), log_path=Path(tempfile.mkdtemp()) / "app.log")
-    issuer = Issuer(issuer_url=config.issuer, authorized_party=origin_of(target.base_url), rng=random.Random(args.seed))
+    config, target, issuer = reference_app(args.seed)
     print(f"seed {args.seed}; {args.cases} cases per operation; embedded reference app on loopback")
     with target.running(issuer):
         world = build_world(config, issuer, target.base_url, args.seed)

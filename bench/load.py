@@ -24,18 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
+from bench._embedded import reference_app
 from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
-from harness.config.model import load_config
-from harness.config.reference import default_config_path
-from harness.target.running import EmbeddedTarget, origin_of
 
 TIMEOUT_SECONDS = 10.0
 TOKEN_TTL = 1800  # a session token outlives the bench
@@ -236,9 +232,7 @@ def main() -> None:
     parser.add_argument("--shed-requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    config = load_config(default_config_path())
-    target = EmbeddedTarget(config, faults=(), log_path=Path(tempfile.mkdtemp()) / "app.log")
-    issuer = Issuer(issuer_url=config.issuer, authorized_party=origin_of(target.base_url), rng=random.Random(args.seed))
+    _, target, issuer = reference_app(args.seed)
     print(f"seed {args.seed}; embedded reference app on loopback; app log {target.log_path}")
     with target.running(issuer):
         asyncio.run(_bench(args, target.base_url, issuer))

@@ -16,20 +16,16 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from harness.clerk.issuer import Issuer, clerk_id
+from bench._embedded import reference_app
+from harness.clerk.issuer import clerk_id
 from harness.clerk.webhooks import ClerkWebhooks, membership_data, organization_data
-from harness.config.model import load_config
-from harness.config.reference import default_config_path
-from harness.target.running import EmbeddedTarget, origin_of
 
 SENDERS = 8
 
@@ -92,9 +88,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    config = load_config(default_config_path())
-    target = EmbeddedTarget(config, faults=(), log_path=Path(tempfile.mkdtemp()) / "app.log")
-    issuer = Issuer(issuer_url=config.issuer, authorized_party=origin_of(target.base_url), rng=random.Random(args.seed))
+    config, target, issuer = reference_app(args.seed)
     print(f"seed {args.seed}; embedded reference app on loopback; {SENDERS} webhook senders; {args.users} users")
     assert config.webhooks is not None and config.identity is not None
     with target.running(issuer):

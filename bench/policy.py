@@ -15,20 +15,16 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import psycopg
 
 from app.auth.identity import Identity, OrgRef
 from app.auth.policy import PolicyEngine, Principal
-from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
-from harness.config.model import load_config
-from harness.config.reference import default_config_path
-from harness.target.running import EmbeddedTarget, origin_of
+from bench._embedded import reference_app
+from harness.clerk.issuer import ActiveOrg, clerk_id
 
 RESOURCES = ("contacts", "deals", "notes", "members", "roles", "dashboard")
 ACTIONS = ("read", "write", "delete", "manage", "view")
@@ -91,9 +87,7 @@ def main() -> None:
         f"the clock alone reads {statistics.median(empty):.2f} us)"
     )
 
-    config = load_config(default_config_path())
-    target = EmbeddedTarget(config, faults=(), log_path=Path(tempfile.mkdtemp()) / "app.log")
-    issuer = Issuer(issuer_url=config.issuer, authorized_party=origin_of(target.base_url), rng=random.Random(args.seed))
+    _, target, issuer = reference_app(args.seed)
     with target.running(issuer):
         org, sub = ActiveOrg(clerk_id("org", rng), "bench-policy"), clerk_id("user", rng)
         httpx.get(f"{target.base_url}/api/me", headers=issuer.mint(sub, org=org).headers, timeout=10).raise_for_status()

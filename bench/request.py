@@ -15,16 +15,12 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from harness.clerk.issuer import ActiveOrg, Issuer, clerk_id
-from harness.config.model import load_config
-from harness.config.reference import default_config_path
-from harness.target.running import EmbeddedTarget, origin_of
+from bench._embedded import reference_app
+from harness.clerk.issuer import ActiveOrg, clerk_id
 
 WARMUP = 50
 TOKEN_TTL = 1800
@@ -43,9 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    config = load_config(default_config_path())
-    target = EmbeddedTarget(config, faults=(), log_path=Path(tempfile.mkdtemp()) / "app.log")
-    issuer = Issuer(issuer_url=config.issuer, authorized_party=origin_of(target.base_url), rng=random.Random(args.seed))
+    _, target, issuer = reference_app(args.seed)
     print(f"seed {args.seed}; embedded reference app on loopback; {args.requests} requests of each kind, one client")
     timings: dict[str, list[float]] = {path: [] for path in PATHS}
     with target.running(issuer), httpx.Client(base_url=target.base_url, timeout=10) as http:

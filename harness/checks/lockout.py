@@ -27,7 +27,7 @@ from harness.config.model import IdentityConfig, MembersConfig
 from harness.config.operations import OperationRef
 from harness.config.placeholders import fill_template
 from harness.engine.exchange import Caller, Exchange, lookup
-from harness.engine.planting import add_member, id_text
+from harness.engine.planting import add_member, id_text, role_values
 from harness.target.running import Target
 
 __all__ = ["last_manager_stays"]
@@ -70,9 +70,7 @@ class _Org:
         path = str(fill_template(operation.path, values))
         body = None
         if roles is not None and self.members.roles_body is not None:
-            body = fill_template(
-                self.members.roles_body, {**values, "roles": roles, "role": roles[0] if roles else None}
-            )
+            body = fill_template(self.members.roles_body, {**values, **role_values(roles)})
         with Caller(
             self.target.base_url, self.headers(admin, "admin"), name="admin", transport=self.transport
         ) as caller:

@@ -96,10 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     faults = parse_faults(args.faults)
     if faults and args.target != "embedded":
         raise ConfigError("--faults only applies to the embedded target")
-    if args.target != "embedded" and not args.target.startswith(("http://", "https://")):
-        raise ConfigError(f"--target must be 'embedded' or an http(s) URL, got {args.target!r}")
     if args.target != "embedded":
-        http_url("--target", args.target)
+        http_url("--target", args.target, instead="'embedded'")
     if args.workers < 0:
         raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     if args.fuzz_cases is not None and not 1 <= args.fuzz_cases <= 500:

@@ -19,7 +19,7 @@ from harness.config.placeholders import fill_template, placeholders_in
 from harness.engine.exchange import Caller, Exchange, lookup
 from harness.engine.world import Canary
 
-__all__ = ["Planted", "add_member", "id_text", "plant"]
+__all__ = ["Planted", "add_member", "id_text", "plant", "role_values"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,16 @@ def plant(
     return Planted(Canary(org, resource.key, marker, record_id, read_path, read.json(), handles=handles))
 
 
+def role_values(roles: list[str]) -> dict[str, Any]:
+    """What `[members]` templates are filled with for a member holding `roles`: `{roles}` the list, `{role}` the
+    first (null for none)."""
+    return {"roles": roles, "role": roles[0] if roles else None}
+
+
 def add_member(owner: Caller, members: MembersConfig, sub: str, role: str | None, run: Mapping[str, str]) -> Exchange:
     """`owner` adds the Clerk user `sub` to its organisation with `role` (None: with no role), as [members] says:
     `{role}` is the one role (null for none), `{roles}` a list of them (empty for none)."""
-    member = {**run, "sub": sub, "roles": [role] if role else [], "role": role}
+    member = {**run, "sub": sub, **role_values([role] if role else [])}
     path = str(fill_template(members.add.path, member))
     return owner.call(members.add.method, path, fill_template(members.body, member))
 
