@@ -103,6 +103,10 @@ class Database:
         with self._sessions() as session:
             yield session
 
+    def open_session(self) -> Session:
+        """A session for the caller to close (which rolls back what was not committed); opening it touches nothing."""
+        return self._sessions()
+
     @contextmanager
     def owner_session(self) -> Iterator[Session]:
         """A session as `DATABASE_URL`'s own role, without the app role: what a reporting job would use.

@@ -19,7 +19,16 @@ from app.auth.identity import Identity
 from app.auth.policy import Principal
 from app.models import Permission, Role, RolePermission, UserRole
 
-__all__ = ["RoleView", "UnknownRoles", "load_principal", "replace_roles", "role_catalogue", "role_ids", "roles_of"]
+__all__ = [
+    "RoleView",
+    "UnknownRoles",
+    "load_principal",
+    "principal_from",
+    "replace_roles",
+    "role_catalogue",
+    "role_ids",
+    "roles_of",
+]
 
 # The caller's roles and what they grant, in the caller's active organisation. The user id is cast
 # to uuid in SQL: binding anything but the user's uuid here (a Clerk `user_...` id, say) fails with
@@ -61,9 +70,17 @@ def load_principal(session: Session, identity: Identity, *, bind_clerk_id: bool 
     """
     user_param = identity.external_id if bind_clerk_id else str(identity.user_id)
     rows = session.execute(USER_ROLE_QUERY, {"user_id": user_param, "org_id": str(identity.organisation.id)}).all()
+    return principal_from(identity, [(role, permission) for role, permission in rows])
+
+
+def principal_from(identity: Identity, rows: Iterable[tuple[str | None, str | None]]) -> Principal:
+    """The principal of `identity` from (role, permission) rows ordered by role, then permission; a role granting
+    nothing comes with permission None, and a member holding no role as one row of two Nones."""
     roles: list[str] = []
     grants: dict[str, list[str]] = defaultdict(list)
     for role, permission in rows:
+        if role is None:
+            continue
         if role not in roles:
             roles.append(role)
         if permission is not None and role not in grants[permission]:

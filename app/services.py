@@ -33,6 +33,7 @@ from app.auth.identity import (
     is_deleted,
     resolve_identity,
 )
+from app.auth.known import known_member
 from app.auth.policy import PolicyEngine, Principal
 from app.auth.token import InvalidToken, OrgClaim, SessionClaims, TokenVerifier, plain_id
 from app.config import AppMode, Settings
@@ -85,8 +86,7 @@ class Services:
         """Resolve (or provision) the caller; raises NotAMember, or InvalidToken(`user_deleted`) for a user
         deleted at Clerk: their session token is still validly signed, and must open nothing. `fail_requested`:
         the request asked the test-mode hook to break its provisioning midway (honoured in test mode only)."""
-        if self.has(Fault.ACTIVE_ORG_CACHED_PER_SESSION) and claims.session_id is not None:
-            claims = replace(claims, org=self.sessions_seen.setdefault(claims.session_id, claims.org))
+        claims = self._as_seen(claims)
         how = Provisioning(
             first_user_role=FIRST_USER_FALLBACK_ROLE if self.has(Fault.FIRST_USER_NOT_ADMIN) else ADMIN_ROLE,
             trust_org_claim=self.has(Fault.ORG_CLAIM_TRUSTED_WITHOUT_MEMBERSHIP),
@@ -94,13 +94,38 @@ class Services:
             commit_as_it_goes=self.has(Fault.PROVISION_NOT_TRANSACTIONAL),
             racy=self.has(Fault.PROVISION_RACE),
             unconstrained_orgs=self.has(Fault.WEBHOOK_NOT_IDEMPOTENT),
-            fail_midway=self.settings.app_mode is AppMode.TEST
-            and (fail_requested or claims.subject in self.settings.app_provisioning_fails_for),
+            fail_midway=self._fails_midway(claims, fail_requested),
         )
         try:
             return resolve_identity(session, claims, how)
         except UserDeleted:
             raise InvalidToken("user_deleted") from None
+
+    def signed_in(self, session: Session, claims: SessionClaims, *, fail_requested: bool = False) -> Principal:
+        """The caller with their roles, the session bound to their active organisation: a known member's in one
+        round trip (`app.auth.known`), anyone else's resolved (or provisioned) step by step, by `identity` and
+        `principal`, which raise as they do. `fail_requested` as for `identity`."""
+        claims = self._as_seen(claims)
+        # The step-by-step way is where the fault switches of identity and grants live: with the 22P02 bug of the
+        # role query, or a provisioning failure asked for, it is the only way.
+        if not self.has(Fault.USER_ROLE_QUERY_USES_CLERK_ID) and not self._fails_midway(claims, fail_requested):
+            known = known_member(session, claims)
+            if known is not None:
+                return known
+        return self.principal(session, self.identity(session, claims, fail_requested=fail_requested))
+
+    def _as_seen(self, claims: SessionClaims) -> SessionClaims:
+        """The claims as the app reads them: with `active_org_cached_per_session`, the organisation a session id
+        first came with, whatever the token says now."""
+        if self.has(Fault.ACTIVE_ORG_CACHED_PER_SESSION) and claims.session_id is not None:
+            return replace(claims, org=self.sessions_seen.setdefault(claims.session_id, claims.org))
+        return claims
+
+    def _fails_midway(self, claims: SessionClaims, requested: bool) -> bool:
+        """Whether the test-mode hook breaks this login's provisioning midway (see `Provisioning.fail_midway`)."""
+        return self.settings.app_mode is AppMode.TEST and (
+            requested or claims.subject in self.settings.app_provisioning_fails_for
+        )
 
     def provision_unverified(self, session: Session, token: str) -> None:
         """The `provision_before_verify` bug: the user a token names is created before the token is verified."""

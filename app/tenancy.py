@@ -27,6 +27,7 @@ __all__ = [
     "bind_org",
     "bind_org_once",
     "bind_user",
+    "bound_by_statement",
     "bound_org",
     "install",
 ]
@@ -48,6 +49,12 @@ def bind_org(session: Session, org_id: uuid.UUID) -> None:
         return
     session.info[_ORG_KEY] = value
     _set(session, CURRENT_ORG, value)
+
+
+def bound_by_statement(session: Session, org_id: uuid.UUID) -> None:
+    """Record that a statement of the open transaction has already set `org_id` as its organisation (`app.auth.known`):
+    `bind_org`, less the round trip."""
+    session.info[_ORG_KEY] = str(org_id)
 
 
 def bound_org(session: Session) -> uuid.UUID | None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
@@ -69,7 +70,7 @@ PROVISIONING_FAILURE_HEADER = "X-Test-Provisioning-Fails"
 PROVISIONING_FAILURE_POINT = "after-organisation"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's shared services."""
     services = request.app.state.services
     assert isinstance(services, Services)
@@ -79,10 +80,14 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    """One database session per request; whatever is not committed is rolled back."""
-    with services.database.session() as session:
+async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
+    """One database session per request; whatever is not committed is rolled back. Opening one touches nothing;
+    closing it is I/O (the rollback, the connection back to its pool), so it happens on a worker thread."""
+    session = services.database.open_session()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -95,18 +100,23 @@ bearer = HTTPBearer(
 )
 
 
-def get_claims(
+async def get_claims(
     request: Request,
     services: ServicesDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> SessionClaims:
-    """Layer 1: the verified session token, or 401."""
+    """Layer 1: the verified session token, or 401. Checking a signature is a few dozen microseconds of CPU,
+    less than a trip to a worker thread; keys are fetched (when a JWKS names an unknown kid) on one."""
     if credentials is None:
         reason = "malformed_authorization" if request.headers.get("Authorization") else "missing_token"
         raise InvalidToken(reason)
-    services.provision_unverified(session, credentials.credentials)  # a no-op unless the fault is on
-    return services.verifier.verify(credentials.credentials)
+    token = credentials.credentials
+    if services.has(Fault.PROVISION_BEFORE_VERIFY):
+        await run_in_threadpool(services.provision_unverified, session, token)
+    if services.verifier.may_fetch(token):
+        return await run_in_threadpool(services.verifier.verify, token)
+    return services.verifier.verify(token)
 
 
 ClaimsDep = Annotated[SessionClaims, Depends(get_claims)]
@@ -121,15 +131,16 @@ def get_identity(request: Request, claims: ClaimsDep, session: SessionDep, servi
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def get_principal(
-    request: Request, claims: ClaimsDep, identity: IdentityDep, session: SessionDep, services: ServicesDep
-) -> Principal:
-    """The caller with the roles they hold in their active organisation, which the session is bound to.
+def get_principal(request: Request, claims: ClaimsDep, session: SessionDep, services: ServicesDep) -> Principal:
+    """Layers 2 and 3's inputs: the caller (provisioned on a first login) with the roles they hold in their active
+    organisation, which the session is bound to; or 403.
 
     The active organisation comes from the verified token and the membership row alone: a header or a
     query parameter naming another organisation changes nothing (unless the fault switch brings that bug back).
     """
-    principal = services.trust_role_claim(session, services.principal(session, identity), claims)
+    failing = request.headers.get(PROVISIONING_FAILURE_HEADER) == PROVISIONING_FAILURE_POINT
+    principal = services.signed_in(session, claims, fail_requested=failing)
+    principal = services.trust_role_claim(session, principal, claims)
     if services.has(Fault.ORG_HEADER_SWITCHES_ORG):
         requested = request.headers.get(ORG_HEADER) or request.query_params.get("org_id")
         principal = services.switch_org(session, principal, requested)
@@ -146,7 +157,7 @@ class Require:
         self.resource = resource
         self.action = action
 
-    def __call__(self, principal: CurrentPrincipal, services: ServicesDep) -> Principal:
+    async def __call__(self, principal: CurrentPrincipal, services: ServicesDep) -> Principal:
         decision = services.policy.can_i(principal, self.action, self.resource)
         log.info(
             "decision user=%s org=%s %s rule=%s request_id=%s",

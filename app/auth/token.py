@@ -151,6 +151,15 @@ class TokenVerifier:
             email=claims["email"].strip().lower() if plain_id(claims.get("email")) else None,
         )
 
+    def may_fetch(self, token: str) -> bool:
+        """Whether verifying `token` could fetch keys: its `kid`'s key is not at hand (cheap to ask; for a caller
+        that keeps network I/O off its event loop). A token whose header does not even read fetches nothing."""
+        header = _read_header(token)
+        if header is None:
+            return False
+        kid = header.get("kid")
+        return (kid is None or isinstance(kid, str)) and self._keys.cached(kid) is None
+
     def verify_handshake(self, token: str) -> tuple[str, ...]:
         """The Set-Cookie directives of a handshake token; raise InvalidToken(reason) for anything else.
 

@@ -18,7 +18,7 @@ from app.faults import Fault
 
 __all__ = ["HEAD", "alembic_config", "upgrade"]
 
-HEAD = "0007"
+HEAD = "0008"
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 

@@ -75,10 +75,17 @@ class OrgScopedRepository(Generic[T]):
         return statement.order_by(self.model.created_at, self.model.id)
 
     def page(self, statement: Select[T], *, limit: int, offset: int) -> Page[T]:
-        """One page of `statement` (a scoped select of this repository's model), oldest first, and its total."""
+        """One page of `statement` (a scoped select of this repository's model), oldest first, and its total: both
+        from one query (`count(*) OVER ()` counts the rows before LIMIT cuts them), unless the page is past the end."""
+        rows = self.session.execute(
+            self.ordered(statement).add_columns(func.count().over().label("total")).limit(limit).offset(offset)
+        ).all()
+        if rows:
+            return Page(items=[row[0] for row in rows], total=int(rows[0].total))
+        if offset == 0:
+            return Page(items=[], total=0)
         total = self.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-        items = self.session.scalars(self.ordered(statement).limit(limit).offset(offset)).all()
-        return Page(items=items, total=int(total or 0))
+        return Page(items=[], total=int(total or 0))
 
     def add(self, record: T, *, org_id: uuid.UUID | None = None) -> T:
         """Store a new record in the caller's organisation (`org_id` is only honoured by the fault switch)."""

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.auth.keys import JwksKeys, usable_keys
 from app.auth.token import InvalidToken, TokenVerifier
-from tests.app.support import ISSUER, KID, ORIGIN, Minter, TestClient
+from tests.app.support import ISSUER, KID, ORIGIN, Minter, TestClient, public_pem
 
 AppFactory = Callable[..., TestClient]
 SEED = 20261126
@@ -305,6 +305,24 @@ def test_a_token_that_does_not_parse_fetches_nothing(jwks: JwksServer, clock: Cl
     assert outcome(checker, f"{head}.{payload}!.{signature}") == "malformed"
     assert outcome(checker, jwt.encode(minter.claims("user_2abc"), key="", algorithm="none")) == "algorithm_not_allowed"
     assert jwks.hits == 0
+
+
+def test_may_fetch_says_when_verifying_would_reach_the_network(
+    jwks: JwksServer, clock: Clock, minter: Minter, signing_key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
+) -> None:
+    """The app verifies on its event loop unless this says a fetch could happen; then on a worker thread."""
+    checker = verifier(jwks.url, clock)
+    token = minter.token("user_2abc")
+    assert checker.may_fetch(token)  # a cold cache
+    assert outcome(checker, token) == "ok"
+    assert not checker.may_fetch(token)  # its kid's key is at hand now
+    assert checker.may_fetch(Minter(other_key).token("user_2abc", headers={"kid": NEW_KID}))
+    assert not checker.may_fetch("not.a.jwt")  # nothing is fetched for it either
+    clock.advance(3600)
+    assert checker.may_fetch(token)  # the cached keys expired
+    pem_only = TokenVerifier(public_key_pem=public_pem(signing_key), issuer=ISSUER, authorized_parties=(ORIGIN,))
+    assert not pem_only.may_fetch(token)
+    assert jwks.hits == 1
 
 
 def _unusable_entries(signing_key: rsa.RSAPrivateKey) -> list[Any]:

@@ -17,8 +17,9 @@ router = APIRouter(prefix="/api", tags=["me"])
     responses=error_responses(401, 403),
     openapi_extra={"x-iam-self": True},
 )
-def read_me(principal: CurrentPrincipal) -> Me:
-    """The signed-in caller (provisioned on a first login), their active organisation, roles and permissions."""
+async def read_me(principal: CurrentPrincipal) -> Me:
+    """The signed-in caller (provisioned on a first login), their active organisation, roles and permissions.
+    (Nothing here waits on I/O: it runs on the event loop, without a trip to a worker thread.)"""
     identity = principal.identity
     return Me(
         user=UserOut(id=identity.user_id, external_id=identity.external_id),
