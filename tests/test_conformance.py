@@ -19,7 +19,7 @@ from harness.target.running import EmbeddedTarget, origin_of
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = Path(__file__).parent / "app" / "schemathesis-conformance.toml"
+CONFIG = (Path(__file__).parent / "app" / "schemathesis-conformance.toml").resolve()
 MAX_EXAMPLES = "10"
 SEED = "20261204"
 RUN_TIMEOUT = 600
@@ -38,7 +38,7 @@ def test_schemathesis_finds_no_failure_in_the_apps_own_schema(tmp_path: Path) ->
              "--checks", "all", "--max-examples", MAX_EXAMPLES, "--seed", SEED, "--workers", "1", "--no-color",
              "-H", f"Authorization: Bearer {admin.jwt}",
              "--exclude-path-regex", "^/webhooks/"],  # svix-signed deliveries only: C1 and I2 send those
-            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
+            capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False, cwd=tmp_path,  # its cache stays there
         )  # fmt: skip
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     assert "No issues found" in done.stdout or " passed" in done.stdout, done.stdout[-3000:]
